@@ -210,8 +210,8 @@ def test_reference_on_call_groups(reference: Directory) -> None:
         assert unit.on_call_group is not None, unit.hsa_id
     lulea = reference.municipal_units("2580")
     assert lulea is not None
-    assert lulea.home_health_care.on_call_group == "beredskap-kommun-lulea"
-    assert lulea.assessment_unit.on_call_group == "beredskap-kommun-lulea"
+    assert lulea.home_health_care.on_call_group == "jour-2580"
+    assert lulea.assessment_unit.on_call_group == "jour-2580"
 
 
 def test_reference_wards_and_inactive_wards(reference: Directory) -> None:

@@ -1,0 +1,64 @@
+"""Deterministic ids, so that at-least-once delivery plus de-duplication gives effectively-once.
+
+A redelivered message must produce the same delivery ids and the same escalation ids as the first
+time, so every consumer can drop what it has already done. The namespaces below are fixed for
+ever: changing one changes every id the hub has ever issued, so tests pin example values.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from typing import Final
+from uuid import UUID
+
+from hub.errors import ValidationFailed
+from topics.identifiers import is_hsa_id
+
+__all__ = [
+    "DELIVERY_NAMESPACE",
+    "ESCALATION_NAMESPACE",
+    "delivery_id_for",
+    "escalation_id_for",
+]
+
+#: uuid5 namespace of delivery ids (one delivery = one message to one recipient unit).
+DELIVERY_NAMESPACE: Final = UUID("6f1d3c3e-9a53-4d7e-8f0c-2b7f1c3a5e01")
+#: uuid5 namespace of escalation digest ids.
+ESCALATION_NAMESPACE: Final = UUID("0c8e5b7a-41d2-4f6b-9e3a-7d5c2a1b9f02")
+
+_ESCALATION_LEVELS: Final = range(1, 4)
+
+
+def _require_hsa_id(unit: str) -> None:
+    if not is_hsa_id(unit):
+        msg = "unit: must be an HSA-id"
+        raise ValidationFailed(msg)
+
+
+def delivery_id_for(message_id: UUID, unit: str) -> UUID:
+    """The id of the delivery of message ``message_id`` to the recipient unit ``unit`` (HSA-id).
+
+    The same message routed again (a redelivery, a replay, a second router) to the same unit
+    always gets the same delivery id, whatever role the unit has in it.
+    """
+    _require_hsa_id(unit)
+    return uuid.uuid5(DELIVERY_NAMESPACE, f"{message_id}|{unit}")
+
+
+def escalation_id_for(unit: str, level: int, delivery_ids: Iterable[UUID]) -> UUID:
+    """The id of the escalation digest for ``unit`` at ``level`` covering ``delivery_ids``.
+
+    Order and repetition of ``delivery_ids`` do not matter: a scan that is re-run after a crash
+    finds the same overdue deliveries and so produces the same id, which the notifier drops as a
+    duplicate. A digest covering a different set of deliveries is a different digest.
+    """
+    _require_hsa_id(unit)
+    if isinstance(level, bool) or level not in _ESCALATION_LEVELS:
+        msg = "level: must be 1, 2 or 3"
+        raise ValidationFailed(msg)
+    unique = sorted({str(delivery_id) for delivery_id in delivery_ids})
+    if not unique:
+        msg = "delivery_ids: must not be empty"
+        raise ValidationFailed(msg)
+    return uuid.uuid5(ESCALATION_NAMESPACE, "|".join([unit, str(level), *unique]))
