@@ -41,6 +41,7 @@ from uuid import UUID
 from hub.directory import Directory
 from hub.errors import Unroutable
 from topics.catalogue import MessageType, UnitKind
+from topics.messages import DeliveryRole
 
 __all__ = [
     "RECIPIENT_SET_KINDS",
@@ -71,14 +72,6 @@ class Audience(StrEnum):
     EPISODE = "episode"  # the episode's actors of the rule's kinds
     NAMED = "named"  # the units the message names, restricted to the rule's kinds
     ORIGINAL = "original"  # every unit that holds the message being cancelled
-
-
-class DeliveryRole(StrEnum):
-    """Why a unit receives a delivery."""
-
-    RECIPIENT = "recipient"  # a current addressee of the message
-    HISTORY = "history"  # a unit that joined the recipient set catches up on an earlier message
-    LEFT_RECIPIENT_SET = "left_recipient_set"  # the unit is no longer an actor of the episode
 
 
 @dataclass(frozen=True, slots=True)

@@ -106,3 +106,7 @@ class Settings(BaseSettings):
     def topic(self, name: str) -> str:
         """The full topic name for a contract name, with this environment's prefix."""
         return f"{self.kafka.topic_prefix}{name}"
+
+    def group(self, name: str) -> str:
+        """The consumer group id for a hub consumer, with this environment's prefix."""
+        return f"{self.kafka.topic_prefix}{name}"
