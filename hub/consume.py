@@ -76,15 +76,16 @@ def is_transient(exc: BaseException) -> bool:
     return type(exc).__name__ in {"OperationalError", "InterfaceError", "DBAPIError"}
 
 
-def reason_for(exc: BaseException, *, exhausted: bool) -> DeadLetterReason:
-    """The dead-letter reason of an exception that will not be retried (again)."""
-    if isinstance(exc, HubError) and not exc.retriable:
+def reason_for(exc: BaseException) -> DeadLetterReason:
+    """The dead-letter reason of an exception that will not be retried (again).
+
+    A hub error names its own reason (a transient one names what its exhaustion means, e.g.
+    ``TransientError`` -> ``retries_exhausted``); anything else is ``retries_exhausted`` when it
+    looked transient, else ``internal`` (a bug: the hub has no class for it).
+    """
+    if isinstance(exc, HubError):
         return exc.reason
-    return (
-        DeadLetterReason.RETRIES_EXHAUSTED
-        if exhausted and is_transient(exc)
-        else (DeadLetterReason.INTERNAL)
-    )
+    return DeadLetterReason.RETRIES_EXHAUSTED if is_transient(exc) else DeadLetterReason.INTERNAL
 
 
 def _headers(message: StreamMessage[Any]) -> dict[str, str]:
@@ -176,7 +177,7 @@ class ConsumeGuard:
         last_failure: datetime,
     ) -> None:
         record = message.raw_message
-        reason = reason_for(exc, exhausted=attempts > 1)
+        reason = reason_for(exc)
         # Hub errors carry messages written to be safe; anything else may quote input, so only
         # its class is kept (the original bytes are in the record for whoever may read them).
         detail = str(exc) if isinstance(exc, HubError) else f"unexpected {type(exc).__name__}"

@@ -1,0 +1,137 @@
+"""The composition root: builds the hub's parts from `Settings` and runs the chosen ones.
+
+`Hub.open(settings, clock)` loads the reference data, migrates the store, provisions topics and
+builds one broker with every selected consumer's subscribers (router, tracker, notifier), the
+escalation scanner on its scheduler, and the ops consumer that keeps alerts and dead letters
+queryable. In production each part can run as its own process (`hub run --only router`); the
+demo runs them all in one. Shut-down is in order, each step bounded: scheduler, consumers
+(drained within FastStream's graceful timeout), producer, database engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Collection
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from faststream.kafka import KafkaBroker
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from consumers import router as router_app
+from consumers import tracker as tracker_app
+from hub.broker import build_broker
+from hub.calendar import CalendarPolicy
+from hub.clock import Clock
+from hub.consume import ConsumeGuard
+from hub.directory import DirectoryHistory, load_directory
+from hub.logs import get_logger
+from hub.oncall import OnCallConfig, load_oncall_config
+from hub.provision import ensure_topics
+from hub.publishing import Outbox
+from hub.scanner import Scanner, build_scheduler
+from hub.settings import Settings
+from hub.store.engine import create_engine
+from hub.store.migrate import upgrade
+from hub.store.repository import Store
+
+
+log = get_logger(__name__)
+
+
+class Part(StrEnum):
+    """The parts of the hub that can run in one process or separately."""
+
+    ROUTER = "router"
+    TRACKER = "tracker"
+    NOTIFIER = "notifier"
+    SCANNER = "scanner"
+
+
+ALL_PARTS = frozenset(Part)
+
+
+class StoreEpisodeRecords:
+    """The router's episode records in the SQL store."""
+
+    def __init__(self, store: Store, clock: Clock) -> None:
+        self._store = store
+        self._clock = clock
+
+    async def load(self, episode_id: str) -> str | None:
+        return await self._store.load_episode_state(episode_id)
+
+    async def save(self, episode_id: str, record_json: str) -> None:
+        await self._store.save_episode_state(episode_id, record_json, self._clock.now())
+
+
+@dataclass
+class Hub:
+    """Everything one hub process runs, built and not yet started."""
+
+    settings: Settings
+    clock: Clock
+    engine: AsyncEngine
+    store: Store
+    broker: KafkaBroker
+    outbox: Outbox
+    directory: DirectoryHistory
+    oncall: OnCallConfig
+    scanner: Scanner
+    parts: frozenset[Part] = field(default_factory=lambda: ALL_PARTS)
+
+    @classmethod
+    async def open(
+        cls, settings: Settings, clock: Clock, parts: Collection[Part] = ALL_PARTS
+    ) -> Hub:
+        """Load reference data, migrate the store, provision topics, wire the consumers."""
+        directory = DirectoryHistory(load_directory(settings.directory_file))
+        oncall = load_oncall_config(settings.oncall_file)
+        await upgrade(settings.database_url)
+        engine = create_engine(settings.database_url)
+        store = Store(engine)
+        report = await ensure_topics(settings)
+        for difference in report.differences:
+            # Reported, never changed silently: an operator decides.
+            log.warning(
+                "topics.differs",
+                topic=difference.topic,
+                setting=difference.setting,
+                expected=difference.expected,
+                actual=difference.actual,
+            )
+        broker = build_broker(settings)
+        outbox = Outbox(broker, settings)
+        selected = frozenset(parts)
+        if Part.ROUTER in selected:
+            router = router_app.Router(directory, StoreEpisodeRecords(store, clock), outbox, clock)
+            router_app.register(broker, settings, router, ConsumeGuard("router", outbox, clock))
+        if Part.TRACKER in selected:
+            tracker = tracker_app.Tracker(store, CalendarPolicy())
+            tracker_app.register(broker, settings, tracker, outbox, clock)
+        if Part.NOTIFIER in selected:
+            from consumers import notifier as notifier_app  # noqa: PLC0415
+
+            notifier_app.register(broker, settings, store, outbox, clock)
+        scanner = Scanner(store, directory, oncall, outbox, base_url=settings.public_base_url)
+        return cls(
+            settings, clock, engine, store, broker, outbox, directory, oncall, scanner, selected
+        )
+
+    async def run(self, stop: asyncio.Event, *, scan_interval_s: float = 60.0) -> None:
+        """Start everything, wait until ``stop`` (an ``asyncio.Event``) is set, stop in order."""
+        scheduler = (
+            build_scheduler(self.scanner, self.clock, interval_s=scan_interval_s)
+            if Part.SCANNER in self.parts
+            else None
+        )
+        async with self.broker:
+            await self.broker.start()
+            if scheduler is not None:
+                scheduler.start()
+            try:
+                await stop.wait()
+            finally:
+                if scheduler is not None:
+                    scheduler.shutdown(wait=False)
+        await self.engine.dispose()

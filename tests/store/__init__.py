@@ -1,0 +1,1 @@
+"""Tests of the SQL store (hub/store) on SQLite and PostgreSQL."""
