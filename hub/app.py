@@ -24,7 +24,8 @@ from hub.broker import build_broker
 from hub.calendar import CalendarPolicy
 from hub.clock import Clock
 from hub.consume import ConsumeGuard
-from hub.directory import DirectoryHistory, load_directory
+from hub.directory import DirectoryHistory, load_directory, reload
+from hub.errors import ConfigurationError
 from hub.logs import get_logger
 from hub.oncall import OnCallConfig, load_oncall_config
 from hub.provision import ensure_topics
@@ -34,7 +35,6 @@ from hub.settings import Settings
 from hub.store.engine import create_engine
 from hub.store.migrate import upgrade
 from hub.store.repository import Store
-
 
 log = get_logger(__name__)
 
@@ -130,8 +130,28 @@ class Hub:
             if scheduler is not None:
                 scheduler.start()
             try:
-                await stop.wait()
+                async with asyncio.TaskGroup() as tasks:
+                    watcher = tasks.create_task(self.watch_directory(stop))
+                    await stop.wait()
+                    watcher.cancel()
             finally:
                 if scheduler is not None:
                     scheduler.shutdown(wait=False)
         await self.engine.dispose()
+
+    async def watch_directory(self, stop: asyncio.Event, interval_s: float = 5.0) -> None:
+        """Reload the directory when its file changes; a bad file keeps the last good one."""
+        path = self.settings.directory_file
+        seen = path.stat().st_mtime_ns
+        while not stop.is_set():
+            await asyncio.sleep(interval_s)
+            mtime = path.stat().st_mtime_ns
+            if mtime == seen:
+                continue
+            seen = mtime
+            try:
+                current, changed = reload(self.directory, path)
+            except ConfigurationError as exc:
+                log.error("directory.reload_refused", problems=str(exc)[:2000])
+                continue
+            log.info("directory.reloaded", version=current.version, changed=changed)

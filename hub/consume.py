@@ -210,7 +210,7 @@ class ConsumeGuard:
                         alert_id=alert_id,
                         kind=f"dead_letter.{reason.value}",
                         severity=AlertSeverity.CRITICAL,
-                        summary=f"{self.stage}: a message was refused ({reason.value}): {detail[:300]}",
+                        summary=f"{self.stage}: refused ({reason.value}): {detail[:300]}",
                         raised_at=last_failure,
                         details={
                             "stage": self.stage,

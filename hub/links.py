@@ -34,7 +34,7 @@ def _signature(secret: bytes, action: LinkAction, target: UUID, expires: int) ->
 
 
 def sign(
-    secret: bytes, base_url: str, action: LinkAction, target: UUID, now: datetime, ttl: timedelta
+    secret: bytes, *, base_url: str, action: LinkAction, target: UUID, now: datetime, ttl: timedelta
 ) -> str:
     """The absolute URL of a signed link for ``action`` on ``target``, valid for ``ttl``."""
     expires = int((now + ttl).timestamp())
@@ -43,7 +43,7 @@ def sign(
 
 
 def verify(
-    secret: bytes, action: LinkAction, target: UUID, expires: int, signature: str, now: datetime
+    secret: bytes, *, action: LinkAction, target: UUID, expires: int, signature: str, now: datetime
 ) -> None:
     """Raise `InvalidLink` unless the signature matches and the link has not expired."""
     expected = _signature(secret, action, target, expires)

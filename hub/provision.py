@@ -8,6 +8,7 @@ impossible, more partitions moves keys) is an operator's decision, not a start-u
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass, field
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -50,7 +51,9 @@ def _new_topic(spec: TopicSpec, settings: Settings) -> NewTopic:
     )
 
 
-async def ensure_topics(settings: Settings, specs: tuple[TopicSpec, ...] = TOPICS) -> ProvisionReport:
+async def ensure_topics(
+    settings: Settings, specs: tuple[TopicSpec, ...] = TOPICS
+) -> ProvisionReport:
     """Create every missing topic of the contract and compare the existing ones."""
     report = ProvisionReport()
     admin = AIOKafkaAdminClient(
@@ -63,10 +66,9 @@ async def ensure_topics(settings: Settings, specs: tuple[TopicSpec, ...] = TOPIC
         existing = set(await admin.list_topics())
         missing = [s for s in specs if settings.topic(s.name) not in existing]
         if missing:
-            try:
+            # Another process may create them between our list and create: compare next time.
+            with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics([_new_topic(s, settings) for s in missing])
-            except TopicAlreadyExistsError:
-                pass  # another process created them between our list and create: compare below
             report.created.extend(settings.topic(s.name) for s in missing)
             await _wait_for_leaders(admin, [settings.topic(s.name) for s in missing])
         present = [s for s in specs if settings.topic(s.name) in existing]
@@ -81,7 +83,9 @@ async def ensure_topics(settings: Settings, specs: tuple[TopicSpec, ...] = TOPIC
     return report
 
 
-async def _wait_for_leaders(admin: AIOKafkaAdminClient, names: list[str], timeout_s: float = 30) -> None:
+async def _wait_for_leaders(
+    admin: AIOKafkaAdminClient, names: list[str], timeout_s: float = 30
+) -> None:
     async with asyncio.timeout(timeout_s):
         while True:
             described = await admin.describe_topics(names)
@@ -111,7 +115,9 @@ async def _compare(
         name = settings.topic(spec.name)
         partitions = len(described.get(name, {}).get("partitions", []))
         if partitions != spec.partitions:
-            differences.append(Difference(name, "partitions", str(spec.partitions), str(partitions)))
+            differences.append(
+                Difference(name, "partitions", str(spec.partitions), str(partitions))
+            )
         replicas = {len(p["replicas"]) for p in described.get(name, {}).get("partitions", [])}
         if replicas and replicas != {settings.kafka.replication_factor}:
             differences.append(

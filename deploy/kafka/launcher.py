@@ -4,7 +4,7 @@ One node, or three nodes that are each broker and controller. The jars are gathe
 into a cache outside git, keyed by the Kafka version that ``pom.xml`` beside this file names. The
 recipe is ``shared/KAFKA.md``, verified here; where it was wrong, ``docs/kafka.md`` says so.
 
-Used by the test session (``tests/conftest.py``), by ``make demo`` and by ``hub kafka up|down|status``.
+Used by the test session (``tests/conftest.py``), ``make demo`` and ``hub kafka up|down|status``.
 Everything is synchronous on purpose: it runs before and after event loops, from fixtures and CLIs.
 """
 
@@ -46,7 +46,7 @@ JVM_OPTS = [
 
 
 class KafkaLauncherError(RuntimeError):
-    """The local broker could not be fetched, started or stopped; the message says why and what to do."""
+    """The local broker could not be fetched, started or stopped; the message says why."""
 
 
 def kafka_version(pom: Path = POM) -> str:
@@ -59,7 +59,7 @@ def kafka_version(pom: Path = POM) -> str:
 
 
 def cache_root() -> Path:
-    """Where fetched jars live: ``$HUB_CACHE_DIR`` or ``$XDG_CACHE_HOME/dischargehub`` (~/.cache)."""
+    """Where fetched jars live: ``$HUB_CACHE_DIR``, else ``$XDG_CACHE_HOME/dischargehub``."""
     explicit = os.environ.get("HUB_CACHE_DIR")
     if explicit:
         return Path(explicit)
@@ -254,7 +254,9 @@ class KafkaCluster:
         return "\n".join(lines) + "\n"
 
     def _java(self) -> str:
-        return _require("java", "Install a JDK 17 (Debian: apt-get install openjdk-17-jdk-headless).")
+        return _require(
+            "java", "Install a JDK 17 (Debian: apt-get install openjdk-17-jdk-headless)."
+        )
 
     def _format(self, lib: Path) -> None:
         tool_log = f"-Dlog4j.configuration=file:{HERE / 'tools-log4j.properties'}"
@@ -415,7 +417,12 @@ class KafkaCluster:
         state = {
             "cluster_id": self.cluster_id,
             "nodes": [
-                {"id": n.node_id, "broker": n.broker_port, "controller": n.controller_port, "pid": n.pid}
+                {
+                    "id": n.node_id,
+                    "broker": n.broker_port,
+                    "controller": n.controller_port,
+                    "pid": n.pid,
+                }
                 for n in self.nodes
             ],
         }

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import subprocess
 import sys
 import uuid
 from pathlib import Path
@@ -65,7 +64,7 @@ async def test_publisher_is_acks_all_and_idempotent(bootstrap: str, topic_prefix
 async def test_offset_committed_only_after_handler_succeeds(
     bootstrap: str, topic_prefix: str
 ) -> None:
-    """A failing handler leaves the offset uncommitted and sees the message again; success commits."""
+    """A failing handler leaves the offset uncommitted and sees the message again."""
     topic, group = f"{topic_prefix}commit", f"{topic_prefix}group"
     await create_topic(bootstrap, topic)
     broker = build_broker(_settings(bootstrap))
@@ -102,21 +101,32 @@ async def test_offset_committed_only_after_handler_succeeds(
 async def test_consumer_sigkilled_midstream_loses_nothing(
     bootstrap: str, topic_prefix: str, tmp_path: Path
 ) -> None:
-    """SIGKILL of a consumer process mid-stream, then a restart: every message handled at least once."""
+    """SIGKILL a consumer process mid-stream, restart it: every message handled at least once."""
     topic, group = f"{topic_prefix}crash", f"{topic_prefix}group"
     total = 3000
     await create_topic(bootstrap, topic, partitions=3)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
     await producer.start()
     try:
-        futures = [await producer.send(topic, str(i).encode(), key=str(i % 7).encode()) for i in range(total)]
+        futures = [
+            await producer.send(topic, str(i).encode(), key=str(i % 7).encode())
+            for i in range(total)
+        ]
         await asyncio.gather(*futures)
     finally:
         await producer.stop()
 
     outfile = tmp_path / "handled.txt"
     outfile.touch()
-    cmd = [sys.executable, "-m", "tests.support.at_least_once_worker", bootstrap, topic, group, str(outfile)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "tests.support.at_least_once_worker",
+        bootstrap,
+        topic,
+        group,
+        str(outfile),
+    ]
 
     def handled() -> list[str]:
         return outfile.read_text(encoding="utf-8").split()
@@ -124,14 +134,16 @@ async def test_consumer_sigkilled_midstream_loses_nothing(
     async def count() -> int:
         return len(handled())
 
-    worker = subprocess.Popen(cmd)
+    worker = await asyncio.create_subprocess_exec(*cmd)
     try:
-        await eventually(count, lambda n: n >= 300, timeout_s=60, what="300 handled before the kill")
+        await eventually(
+            count, lambda n: n >= 300, timeout_s=60, what="300 handled before the kill"
+        )
         worker.send_signal(signal.SIGKILL)
-        worker.wait(timeout=10)
+        await asyncio.wait_for(worker.wait(), 10)
         before_restart = set(handled())
         assert len(before_restart) < total, "the worker finished before it could be killed"
-        worker = subprocess.Popen(cmd)
+        worker = await asyncio.create_subprocess_exec(*cmd)
         await eventually(
             lambda: asyncio.sleep(0, len(set(handled()))),
             lambda n: n == total,
@@ -139,15 +151,16 @@ async def test_consumer_sigkilled_midstream_loses_nothing(
             what="every message handled",
         )
     finally:
-        worker.terminate()
-        worker.wait(timeout=20)
+        if worker.returncode is None:
+            worker.terminate()
+            await asyncio.wait_for(worker.wait(), 20)
     assert set(handled()) == {str(i) for i in range(total)}
 
 
 @pytest.mark.cluster
 @pytest.mark.slow
 async def test_leader_sigkilled_while_producing_loses_nothing(kafka_cluster: KafkaCluster) -> None:
-    """RF 3 / min.insync 2, acks=all: SIGKILL the partition leader mid-production; all 10,000 read back."""
+    """RF 3, min.insync 2, acks=all: SIGKILL the leader mid-production; all 10,000 read back."""
     bootstrap = kafka_cluster.bootstrap
     topic = f"leader-kill-{uuid.uuid4().hex[:8]}"
     total = 10_000

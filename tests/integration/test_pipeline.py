@@ -43,7 +43,7 @@ def local(text: str) -> datetime:
 async def test_admission_to_on_call_escalation(
     bootstrap: str, topic_prefix: str, tmp_path: Path
 ) -> None:
-    """Friday 16:00 admission: one unit receipts; the two others climb the ladder, once per level."""
+    """Friday 16:00 admission: one unit receipts; two climb the ladder, once per level."""
     settings = Settings(
         kafka=KafkaSettings(bootstrap_servers=bootstrap, topic_prefix=topic_prefix),
         database_url=f"sqlite+aiosqlite:///{tmp_path / 'hub.sqlite3'}",

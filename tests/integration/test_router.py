@@ -41,7 +41,7 @@ class MemoryRecords:
 async def test_router_delivers_to_recipient_set_and_dead_letters_poison(
     bootstrap: str, topic_prefix: str
 ) -> None:
-    """Admission + ready + poison + unroutable: 6 deliveries, 2 dead letters with reasons, 1 alert."""
+    """Admission, ready, poison, unroutable: 6 deliveries, 2 dead letters, 1 alert."""
     settings = Settings(kafka=KafkaSettings(bootstrap_servers=bootstrap, topic_prefix=topic_prefix))
     await ensure_topics(settings)
     episode = f"sunderby:test:{uuid.uuid4().hex[:6]}"
@@ -76,7 +76,7 @@ async def test_router_delivers_to_recipient_set_and_dead_letters_poison(
         await producer.stop()
 
     history = DirectoryHistory(load_directory(NORRBOTTEN / "directory.yaml"))
-    app, broker = build_app(settings, history, MemoryRecords())
+    _app, broker = build_app(settings, history, MemoryRecords())
     async with broker:
         await broker.start()
         deliveries = await read_topic(bootstrap, settings.topic(TopicName.DELIVERIES), expected=6)
@@ -96,7 +96,7 @@ async def test_router_delivers_to_recipient_set_and_dead_letters_poison(
         (DeadLetterReason.UNROUTABLE, "router", 1),
     ]
     assert dead[0].original_value == b'{"truncated": '
-    assert "19121212" not in dead[1].detail and "1212" not in dead[1].detail
+    assert "19121212" not in dead[1].detail
     alert = decode(OpsAlert, alerts[0].value, dict(alerts[0].headers))
     assert alert.kind == "dead_letter.unroutable"
     await asyncio.sleep(0)
