@@ -14,11 +14,13 @@ decode are counted and skipped (they are already in the dead-letter topic from t
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from hub.calendar import CalendarPolicy
 from hub.deliveries import EpisodeRecord, plan
@@ -55,8 +57,11 @@ async def _records(
         group_id=None,
     )
     await consumer.start()
+    # Let aiokafka's no-group coordinator task start: cancelling it before its first step (an
+    # early stop) raises CancelledError out of consumer.stop().
+    await asyncio.sleep(0)
     try:
-        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
+        partitions = [TopicPartition(topic, p) for p in await _partition_ids(settings, topic)]
         if not partitions:
             return
         consumer.assign(partitions)
@@ -75,6 +80,17 @@ async def _records(
                 progress(topic, done, total)
     finally:
         await consumer.stop()
+
+
+async def _partition_ids(settings: Settings, topic: str) -> list[int]:
+    # A consumer without a subscription has no metadata for the topic: ask an admin client.
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap_servers)
+    await admin.start()
+    try:
+        described = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    return sorted(int(p["partition"]) for t in described for p in t.get("partitions", []))
 
 
 async def _behind(consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -> bool:
@@ -97,7 +113,8 @@ async def rebuild(
     report = RebuildReport()
 
     def count(kind: dict[str, int], name: TopicName) -> None:
-        kind[name.value] = kind.get(name.value, 0) + 1
+        topic = settings.topic(name)
+        kind[topic] = kind.get(topic, 0) + 1
 
     episodes: dict[str, EpisodeRecord] = {}
     async for body, headers in _records(settings, TopicName.CARE_EPISODE_EVENTS, progress):
@@ -117,6 +134,7 @@ async def rebuild(
         await store.save_episode_state(episode_id, record.to_json(), now)
 
     rows: list[NewDelivery] = []
+    deliveries = settings.topic(TopicName.DELIVERIES)
     async for body, headers in _records(settings, TopicName.DELIVERIES, progress):
         count(report.read, TopicName.DELIVERIES)
         try:
@@ -131,14 +149,12 @@ async def rebuild(
                 delivery.message.episode_id, delivery.message.message_id, fact.kind, fact.at
             )
         if len(rows) >= BATCH:
-            report.applied[TopicName.DELIVERIES.value] = report.applied.get(
-                TopicName.DELIVERIES.value, 0
-            ) + (await store.add_deliveries(rows))
+            new = await store.add_deliveries(rows)
+            report.applied[deliveries] = report.applied.get(deliveries, 0) + new
             rows = []
     if rows:
-        report.applied[TopicName.DELIVERIES.value] = report.applied.get(
-            TopicName.DELIVERIES.value, 0
-        ) + (await store.add_deliveries(rows))
+        new = await store.add_deliveries(rows)
+        report.applied[deliveries] = report.applied.get(deliveries, 0) + new
 
     async for body, headers in _records(settings, TopicName.RECEIPTS, progress):
         count(report.read, TopicName.RECEIPTS)

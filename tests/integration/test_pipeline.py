@@ -15,10 +15,14 @@ from pathlib import Path
 import pytest
 
 from hub.app import Hub, Part
-from hub.calendar import STOCKHOLM
+from hub.calendar import STOCKHOLM, CalendarPolicy
 from hub.clock import FixedClock
 from hub.publishing import Outgoing
+from hub.rebuild import rebuild
 from hub.settings import KafkaSettings, Settings
+from hub.store.engine import create_engine
+from hub.store.migrate import upgrade
+from hub.store.repository import Store
 from tests.support.envelopes import make_envelope
 from tests.support.kafka import read_topic
 from tests.support.wait import eventually
@@ -100,3 +104,60 @@ async def test_admission_to_on_call_escalation(
             "2027-01-16T11:00:00+01:00"
         )
         assert "19121212" not in escalation.model_dump_json()
+
+
+async def test_store_rebuilt_from_topics_matches(
+    bootstrap: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    """Replaying the topics into an empty store gives the same open deliveries and receipts."""
+    settings = Settings(
+        kafka=KafkaSettings(bootstrap_servers=bootstrap, topic_prefix=topic_prefix),
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'live.sqlite3'}",
+    )
+    clock = FixedClock(local("2027-01-15T16:00:00"))
+    hub = await Hub.open(settings, clock, parts={Part.ROUTER, Part.TRACKER})
+    episodes = [f"sunderby:{uuid.uuid4().hex[:8]}" for _ in range(4)]
+    admissions = [make_envelope(MessageType.ADMISSION_NOTICE, episode_id=e) for e in episodes]
+    stop = asyncio.Event()
+    runner = asyncio.create_task(hub.run(stop))
+    try:
+        await eventually(lambda: asyncio.sleep(0, hub.broker.running), bool, what="broker up")
+        for admission in admissions:
+            await hub.outbox.send(
+                TopicName.CARE_EPISODE_EVENTS, admission, str(admission.episode_id)
+            )
+        await eventually(hub.store.count_open, lambda n: n == 12, what="12 open deliveries")
+        receipt = Receipt(
+            receipt_id=uuid.uuid4(),
+            delivery_id=delivery_id_for(admissions[0].message_id, LULEA_BIS),
+            unit=LULEA_BIS,
+            receipted_at=clock.now(),
+            receipted_by=STAFF,
+            channel=ReceiptChannel.KAFKA,
+        )
+        await hub.outbox.send(TopicName.RECEIPTS, receipt, LULEA_BIS)
+        await eventually(hub.store.count_open, lambda n: n == 11, what="11 open after receipt")
+    finally:
+        stop.set()
+        await runner
+
+    fresh_url = f"sqlite+aiosqlite:///{tmp_path / 'rebuilt.sqlite3'}"
+    await upgrade(fresh_url)
+    engine = create_engine(fresh_url)
+    try:
+        store = Store(engine)
+        report = await rebuild(
+            settings, store, hub.directory.current, CalendarPolicy(), clock.now()
+        )
+        assert report.read == {
+            settings.topic(TopicName.CARE_EPISODE_EVENTS): 4,
+            settings.topic(TopicName.DELIVERIES): 12,
+            settings.topic(TopicName.RECEIPTS): 1,
+        }
+        assert await store.count_open() == 11
+        stored = await store.delivery(delivery_id_for(admissions[0].message_id, LULEA_BIS))
+        assert stored is not None
+        assert stored.receipted_at is not None
+        assert await store.load_episode_state(episodes[0]) is not None
+    finally:
+        await engine.dispose()
