@@ -67,9 +67,13 @@ def configure_logging(
         if use_console
         else structlog.processors.JSONRenderer(ensure_ascii=False)
     )
-    exceptions: Processor = structlog.processors.ExceptionRenderer(
-        structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
-    ) if not use_console else structlog.processors.format_exc_info
+    exceptions: Processor = (
+        structlog.processors.ExceptionRenderer(
+            structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
+        )
+        if not use_console
+        else structlog.processors.format_exc_info
+    )
     tail: list[Processor] = [exceptions, redact_identity_numbers]
 
     structlog.configure(

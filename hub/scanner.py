@@ -187,7 +187,8 @@ class Scanner:
                 TopicName.OPS_ALERTS,
                 OpsAlert(
                     alert_id=uuid.uuid5(
-                        uuid.NAMESPACE_URL, f"oncall-gap:{group}:{group_gaps[0].start_utc.isoformat()}"
+                        uuid.NAMESPACE_URL,
+                        f"oncall-gap:{group}:{group_gaps[0].start_utc.isoformat()}",
                     ),
                     kind="oncall.gap",
                     severity=AlertSeverity.WARNING,

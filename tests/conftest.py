@@ -28,7 +28,9 @@ def kafka_run_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def kafka(kafka_run_root: Path) -> Iterator[KafkaCluster]:
     """A real single-node KRaft broker on a free loopback port, for the whole run."""
-    cluster = KafkaCluster(run_dir=kafka_run_root / "single", nodes_count=1, ports=free_port_pairs(1))
+    cluster = KafkaCluster(
+        run_dir=kafka_run_root / "single", nodes_count=1, ports=free_port_pairs(1)
+    )
     cluster.start()
     try:
         yield cluster
@@ -39,7 +41,9 @@ def kafka(kafka_run_root: Path) -> Iterator[KafkaCluster]:
 @pytest.fixture(scope="session")
 def kafka_cluster(kafka_run_root: Path) -> Iterator[KafkaCluster]:
     """A real three-node KRaft cluster (each node broker and controller), for fault tests."""
-    cluster = KafkaCluster(run_dir=kafka_run_root / "three", nodes_count=3, ports=free_port_pairs(3))
+    cluster = KafkaCluster(
+        run_dir=kafka_run_root / "three", nodes_count=3, ports=free_port_pairs(3)
+    )
     cluster.start(timeout_s=180)
     try:
         yield cluster

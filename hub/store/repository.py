@@ -31,9 +31,9 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any, Final, TypeVar
+from typing import Any, Final, TypeVar, cast
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import ColumnElement, Table, and_, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
@@ -42,6 +42,7 @@ from hub.escalation import Digest, PendingDelivery, SkippedLevel
 from hub.store.engine import READ, WRITE, Backend, backend_of, session_factory
 from hub.store.models import (
     AttemptOutcome,
+    Base,
     Delivery,
     EpisodeFact,
     Escalation,
@@ -62,13 +63,16 @@ from topics.messages import Receipt as ReceiptMessage
 
 __all__ = [
     "BATCH_SIZE",
+    "AttemptOutcome",
     "DayKindCounts",
     "EpisodeFactRecord",
     "EscalationRecorded",
     "NewDelivery",
     "NewEscalation",
     "NewNotification",
+    "NotificationChannel",
     "NotificationRecord",
+    "NotificationStatus",
     "OpenDelivery",
     "OpsAlertRecord",
     "ReceiptOutcome",
@@ -80,7 +84,7 @@ __all__ = [
     "count_by_arrival_day_kind",
 ]
 
-#: Rows per INSERT statement: 11 columns x 500 stays far below both databases' bind limits.
+#: Ids per ``IN (...)`` list: far below both databases' bind-parameter limits.
 BATCH_SIZE: Final = 500
 _ERROR_MAX: Final = 500
 
@@ -387,7 +391,8 @@ class Store:
         """A read-only transaction: a consistent snapshot, no write lock."""
         return self._transaction(READ)
 
-    def _insert(self, model: type[Any]) -> Any:
+    def _insert(self, model: type[Base] | Table) -> Any:
+        """``INSERT`` in the engine's dialect, which has ``on_conflict_do_nothing/update``."""
         if self._backend == "postgresql":
             return postgresql.insert(model)
         return sqlite.insert(model)
@@ -404,17 +409,20 @@ class Store:
         for row in rows:
             first_of_each.setdefault(row.delivery_id, row)
         unique = list(first_of_each.values())
-        new = 0
+        if not unique:
+            return 0
+        # One cached statement, executed for many parameter sets: SQLAlchemy's "insertmanyvalues"
+        # sends them as multi-row INSERTs and collects RETURNING from each, so only rows that
+        # were really inserted come back. (A literal multi-row .values() would be compiled anew
+        # on every call, which costs more than the database work.)
+        stmt = (
+            self._insert(_table(Delivery))
+            .on_conflict_do_nothing(index_elements=["delivery_id"])
+            .returning(_table(Delivery).c.delivery_id)
+        )
         async with self._write() as session:
-            for chunk in _chunks(unique, BATCH_SIZE):
-                stmt = (
-                    self._insert(Delivery)
-                    .values([_delivery_values(row) for row in chunk])
-                    .on_conflict_do_nothing(index_elements=["delivery_id"])
-                    .returning(Delivery.delivery_id)
-                )
-                new += len((await session.execute(stmt)).all())
-        return new
+            result = await session.execute(stmt, [_delivery_values(row) for row in unique])
+            return len(result.all())
 
     async def delivery(self, delivery_id: uuid.UUID) -> StoredDelivery | None:
         """One delivery by id, or ``None``."""
@@ -566,7 +574,10 @@ class Store:
 
     async def count_open(self, *, due_before: datetime | None = None) -> int:
         """How many deliveries are unreceipted and unacknowledged (optionally: and due)."""
-        conditions = [Delivery.receipted_at.is_(None), Delivery.acknowledged_at.is_(None)]
+        conditions: list[ColumnElement[bool]] = [
+            Delivery.receipted_at.is_(None),
+            Delivery.acknowledged_at.is_(None),
+        ]
         if due_before is not None:
             conditions.append(Delivery.due_at <= require_aware(due_before, "due_before"))
         async with self._read() as session:
@@ -639,15 +650,14 @@ class Store:
                 }
                 for item in skipped_rows
             ]
-            claimed: list[uuid.UUID] = []
-            for chunk in _chunks(rows, BATCH_SIZE):
-                result = await session.execute(
-                    self._insert(EscalationDelivery)
-                    .values(chunk)
-                    .on_conflict_do_nothing(index_elements=["delivery_id", "level"])
-                    .returning(EscalationDelivery.delivery_id, EscalationDelivery.skipped)
-                )
-                claimed += [row.delivery_id for row in result if not row.skipped]
+            table = _table(EscalationDelivery)
+            result = await session.execute(
+                self._insert(table)
+                .on_conflict_do_nothing(index_elements=["delivery_id", "level"])
+                .returning(table.c.delivery_id, table.c.skipped),
+                rows,
+            )
+            claimed = [row.delivery_id for row in result if not row.skipped]
             for id_chunk in _chunks(ids, BATCH_SIZE):
                 await session.execute(
                     update(Delivery)
@@ -843,7 +853,7 @@ class Store:
             where=or_(Lease.holder == stmt.excluded.holder, Lease.expires_at <= now),
         ).returning(Lease.holder)
         async with self._write() as session:
-            got = await session.scalar(stmt)
+            got: str | None = await session.scalar(stmt)
         return got == holder
 
     async def release_lease(self, name: str, holder: str) -> bool:
@@ -920,7 +930,7 @@ class Store:
         stmt = (
             select(
                 Delivery.recipient,
-                func.count().label("count"),
+                func.count().label("unreceipted"),
                 func.min(Delivery.routed_at).label("oldest"),
             )
             .where(Delivery.receipted_at.is_(None))
@@ -932,7 +942,7 @@ class Store:
         return [
             UnitBacklog(
                 unit=row.recipient,
-                count=int(row.count),
+                count=int(row.unreceipted),
                 oldest_routed_at=row.oldest,
                 oldest_age=now - row.oldest,
             )
@@ -1008,6 +1018,11 @@ class Store:
 # --------------------------------------------------------------------------------------------
 
 _EPOCH: Final = datetime.fromisoformat("1970-01-01T00:00:00+00:00")
+
+
+def _table(model: type[Base]) -> Table:
+    """The Core table of a model: Core executemany keeps statements cached (no ORM bulk path)."""
+    return cast("Table", model.__table__)
 
 
 def _chunks(items: Sequence[_T], size: int) -> Iterable[Sequence[_T]]:

@@ -13,11 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import event, func, select, text, update
-from sqlalchemy.engine import Connection
+from hypothesis import given
+from hypothesis import strategies as st
+from sqlalchemy import event, func, inspect, select, text, update
+from sqlalchemy.engine import Connection, Dialect, make_url
 
 from hub.errors import ConfigurationError
 from hub.escalation import EscalationPolicy, SkippedLevel, plan_scan
@@ -31,6 +34,7 @@ from hub.store.models import (
     NotificationAttempt,
     NotificationChannel,
     NotificationStatus,
+    UtcDateTime,
 )
 from hub.store.repository import (
     DayKindCounts,
@@ -49,8 +53,19 @@ from hub.store.repository import (
     UnreceiptedArrival,
     count_by_arrival_day_kind,
 )
+from topics.catalogue import MessageType, UnitKind
+from topics.examples import load_example
 from topics.identifiers import MASK
-from topics.messages import AlertSeverity, OpsAlert, Receipt, ReceiptChannel
+from topics.ids import delivery_id_for
+from topics.messages import (
+    AlertSeverity,
+    DeliveryRole,
+    Envelope,
+    OpsAlert,
+    Receipt,
+    ReceiptChannel,
+)
+from topics.messages import Delivery as DeliveryMessage
 
 UNIT_A = "SE2321000230-1001"
 UNIT_B = "SE2321000230-2002"
@@ -194,6 +209,31 @@ async def test_concurrent_upgrades_both_succeed(store_url: str) -> None:
     assert version == HEAD
 
 
+def test_standalone_alembic_upgrade_and_downgrade(store_url: str) -> None:
+    """Alembic's own commands, with a config built in code, migrate up to head and back down."""
+    config = alembic_config(store_url)
+
+    def revision() -> str | None:
+        async def read() -> str | None:
+            engine = create_engine(store_url)
+            try:
+                async with engine.connect() as connection:
+                    tables = await connection.run_sync(lambda sync: inspect(sync).get_table_names())
+                    if "alembic_version" not in tables:
+                        return None
+                    value = await connection.scalar(text("SELECT version_num FROM alembic_version"))
+                    return None if value is None else str(value)
+            finally:
+                await engine.dispose()
+
+        return asyncio.run(read())
+
+    command.upgrade(config, "head")
+    at_head = revision()
+    command.downgrade(config, "base")
+    assert (at_head, revision()) == (HEAD, None)
+
+
 async def test_sqlite_connections_are_set_up_for_several_processes(tmp_path: Path) -> None:
     """A SQLite engine creates the file's folders and sets WAL, FULL sync, busy timeout, FKs."""
     url = f"sqlite+aiosqlite:///{tmp_path / 'a' / 'b' / 'hub.sqlite3'}"
@@ -240,6 +280,42 @@ async def test_same_delivery_twice_is_one_row(store: Store) -> None:
     assert await store.add_deliveries([row]) == 0
     assert await scalar(store, select(func.count()).select_from(Delivery)) == 1
     assert await store.delivery(row.delivery_id) == stored(row)
+
+
+async def test_delivery_row_from_a_delivery_message(store: Store) -> None:
+    """from_message keeps the message's ids and type and a secure copy of its envelope."""
+    envelope = load_example(MessageType.ADMISSION_NOTICE)
+    message = DeliveryMessage(
+        delivery_id=delivery_id_for(envelope.message_id, UNIT_A),
+        message=envelope,
+        recipient=UNIT_A,
+        recipient_kind=UnitKind.HEALTH_CENTRE,
+        role=DeliveryRole.RECIPIENT,
+        routed_at=T0,
+        directory_version=7,
+    )
+    row = NewDelivery.from_message(message, due_at=T0 + timedelta(hours=2))
+    assert await store.add_deliveries([row]) == 1
+    back = await store.delivery(message.delivery_id)
+    assert back is not None
+    assert Envelope.model_validate_json(back.envelope_json) == envelope
+    assert back == StoredDelivery(
+        delivery_id=message.delivery_id,
+        message_id=envelope.message_id,
+        message_type="admission_notice",
+        episode_id=envelope.episode_id,
+        recipient=UNIT_A,
+        recipient_kind="health_centre",
+        role="recipient",
+        routed_at=T0,
+        due_at=T0 + timedelta(hours=2),
+        directory_version=7,
+        envelope_json=back.envelope_json,
+        receipted_at=None,
+        receipt_id=None,
+        highest_level_sent=0,
+        acknowledged_at=None,
+    )
 
 
 async def test_batch_insert_counts_only_new_rows(store: Store) -> None:
@@ -456,9 +532,11 @@ async def test_lease_is_exclusive_between_concurrent_holders(store_url: str) -> 
     ttl = timedelta(seconds=30)
     try:
         rounds = [
-            await asyncio.gather(
-                a.acquire_lease("scanner", "a", T0 + timedelta(seconds=i), ttl),
-                b.acquire_lease("scanner", "b", T0 + timedelta(seconds=i), ttl),
+            list(
+                await asyncio.gather(
+                    a.acquire_lease("scanner", "a", T0 + timedelta(seconds=i), ttl),
+                    b.acquire_lease("scanner", "b", T0 + timedelta(seconds=i), ttl),
+                )
             )
             for i in range(10)
         ]
@@ -511,6 +589,7 @@ asyncio.run(main(sys.argv[1], sys.argv[2]))
 """
 
 
+@pytest.mark.slow
 async def test_lease_is_exclusive_between_processes(store_url: str) -> None:
     """Four processes released at once: exactly one acquires the lease."""
     await upgrade(store_url)
@@ -603,6 +682,40 @@ def test_a_naive_delivery_time_is_refused() -> None:
     """Building a delivery row with a naive routed_at fails before any SQL runs."""
     with pytest.raises(ValueError, match=r"^routed_at: must be timezone-aware"):
         make_delivery(1, routed_at=datetime(2027, 3, 22, 8, 0))  # noqa: DTZ001
+
+
+SQLITE = "sqlite+aiosqlite://"
+POSTGRES = "postgresql+asyncpg://"
+_OFFSETS = st.integers(min_value=-14 * 60, max_value=14 * 60).map(
+    lambda minutes: timezone(timedelta(minutes=minutes))
+)
+_INSTANTS = st.datetimes(
+    min_value=datetime(1900, 1, 2),  # noqa: DTZ001 (hypothesis bounds are naive)
+    max_value=datetime(2200, 1, 1),  # noqa: DTZ001
+    timezones=_OFFSETS,
+)
+
+
+@given(a=_INSTANTS, b=_INSTANTS)
+def test_sqlite_text_form_orders_like_the_instants(a: datetime, b: datetime) -> None:
+    """SQLite's stored text sorts exactly as the instants do and reads back as the UTC instant."""
+    column_type = UtcDateTime()
+    dialect: Dialect = make_url(SQLITE).get_dialect()()
+    text_a = column_type.process_bind_param(a, dialect)
+    text_b = column_type.process_bind_param(b, dialect)
+    assert (text_a < text_b, text_a == text_b) == (a < b, a == b)
+    back = column_type.process_result_value(text_a, dialect)
+    assert back == a
+    assert back is not None
+    assert back.isoformat().endswith("+00:00")
+
+
+def test_the_column_type_refuses_naive_datetimes() -> None:
+    """Binding a naive datetime through the ORM column type is an error, on either database."""
+    for url in (SQLITE, POSTGRES):
+        dialect = make_url(url).get_dialect()()
+        with pytest.raises(ValueError, match=r"^timestamp: must be a timezone-aware"):
+            UtcDateTime().process_bind_param(datetime(2027, 3, 22), dialect)  # noqa: DTZ001
 
 
 # --- notifications ---------------------------------------------------------------------------

@@ -12,6 +12,8 @@ UUIDs are native on PostgreSQL and 32 hex characters on SQLite.
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -29,7 +31,7 @@ _ERROR = sa.String(500)
 _OPEN = "receipted_at IS NULL AND acknowledged_at IS NULL"
 
 
-def _partial(where: str) -> dict[str, sa.TextClause]:
+def _partial(where: str) -> dict[str, Any]:
     return {"sqlite_where": sa.text(where), "postgresql_where": sa.text(where)}
 
 
