@@ -30,6 +30,10 @@ from hub.settings import Settings
 from hub.store.engine import create_engine
 from hub.store.migrate import upgrade
 from hub.store.repository import Store
+from producers.apikeys import ApiKeyStore
+from producers.gateway import build_gateway
+from producers.sdk import HubClient
+from producers.send import SendSummary, send_files
 
 app = typer.Typer(no_args_is_help=True, help="Samordnad utskrivning: the discharge-planning hub.")
 kafka_app = typer.Typer(no_args_is_help=True, help="A local Apache Kafka (KRaft) on 127.0.0.1.")
@@ -237,6 +241,51 @@ def run(
         await hub.run(stop)
 
     asyncio.run(main_loop())
+
+
+@app.command("send")
+def send(
+    files: Annotated[list[Path], typer.Argument(help="JSON envelopes, HL7 v2 or FHIR files.")],
+) -> None:
+    """Publish message files (format detected) and summarise what was accepted or rejected."""
+    settings = _settings()
+
+    async def run() -> SendSummary:
+        async with HubClient(settings) as client:
+            with Progress() as progress:
+                task = progress.add_task("Skickar", total=len(files))
+                return await send_files(
+                    files,
+                    client,
+                    progress=lambda _outcome: progress.advance(task),
+                )
+
+    summary = asyncio.run(run())
+    console.print(
+        f"[green]{len(summary.accepted)} accepted[/green], {len(summary.rejected)} rejected"
+    )
+    for rejected in summary.rejected:
+        console.print(f"  [red]rejected[/red] {rejected.path}: {rejected.reason}")
+    if summary.rejected:
+        raise typer.Exit(1)
+
+
+@app.command("gateway")
+def gateway(
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8081,
+) -> None:
+    """Run the HTTP ingest gateway (POST /v1/messages) with uvicorn."""
+    import uvicorn  # noqa: PLC0415 - only for this command
+
+    settings = _settings()
+    configure_logging(settings.log_format, settings.log_level)
+    keys = (
+        ApiKeyStore.from_file(settings.gateway.api_keys_file)
+        if settings.gateway.api_keys_file
+        else ApiKeyStore([])
+    )
+    api = build_gateway(settings, HubClient(settings), keys, config=settings.gateway)
+    uvicorn.run(api, host="127.0.0.1", port=port, log_config=None)
 
 
 @app.command("demo")

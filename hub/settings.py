@@ -54,6 +54,19 @@ class SmtpSettings(BaseModel):
     timeout_s: float = Field(default=10.0, gt=0)
 
 
+class GatewaySettings(BaseModel):
+    """Settings of the HTTP ingest gateway (``Settings.gateway``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # The key file (YAML or JSON); None means no key is valid and every request gets 401.
+    api_keys_file: Path | None = None
+    max_body_bytes: int = Field(default=256 * 1024, ge=1024, le=16 * 1024 * 1024)
+    # Per-process memory of accepted message ids (see producers.gateway on what this guarantees).
+    idempotency_cache_size: int = Field(default=10_000, ge=1)
+    health_timeout_s: float = Field(default=2.0, gt=0, le=60)
+
+
 class Settings(BaseSettings):
     """Everything configurable about one hub process."""
 
@@ -66,6 +79,7 @@ class Settings(BaseSettings):
 
     kafka: KafkaSettings = KafkaSettings()
     smtp: SmtpSettings = SmtpSettings()
+    gateway: GatewaySettings = GatewaySettings()
     database_url: str = "sqlite+aiosqlite:///./.run/hub.sqlite3"
     time_zone: str = "Europe/Stockholm"
     language: Literal["sv", "en"] = "sv"

@@ -58,6 +58,7 @@ __all__ = [
     "decode",
     "decode_envelope",
     "describe_validation_error",
+    "parse_json",
     "encode",
 ]
 
@@ -132,7 +133,7 @@ def decode(model_cls: type[M], body: bytes, headers: Mapping[str, str | bytes]) 
         msg = f"{MESSAGE_TYPE_HEADER} header: expected {RECORD_TYPES[model_cls]}"
         raise ValidationFailed(msg)
 
-    data = _parse_json(body)
+    data = parse_json(body)
     try:
         model = model_cls.model_validate(data)
     except ValidationError as exc:
@@ -202,7 +203,7 @@ def _reject_constant(name: str) -> object:
     raise ValueError(msg)
 
 
-def _parse_json(body: bytes) -> object:
+def parse_json(body: bytes) -> object:
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -1,6 +1,6 @@
 """The hub end to end on a real broker and a real store: route, track, receipt, escalate.
 
-The clock is a `FixedClock` moved by the test, so the ladder is checked at exact instants: a
+Runs on SQLite and on PostgreSQL (`store_url`). The clock is a `FixedClock` moved by the test, so the ladder is checked at exact instants: a
 delivery arriving Friday 16:00 (Stockholm) is due Saturday 11:00 (the weekend round 10:00-11:00);
 level 2 (on-call) is reached at 12:00 and level 3 (manager) on Sunday at 11:00.
 """
@@ -45,12 +45,12 @@ def local(text: str) -> datetime:
 
 
 async def test_admission_to_on_call_escalation(
-    bootstrap: str, topic_prefix: str, tmp_path: Path
+    bootstrap: str, topic_prefix: str, store_url: str
 ) -> None:
     """Friday 16:00 admission: one unit receipts; two climb the ladder, once per level."""
     settings = Settings(
         kafka=KafkaSettings(bootstrap_servers=bootstrap, topic_prefix=topic_prefix),
-        database_url=f"sqlite+aiosqlite:///{tmp_path / 'hub.sqlite3'}",
+        database_url=store_url,
     )
     clock = FixedClock(local("2027-01-15T16:00:00"))  # a Friday
     hub = await Hub.open(settings, clock, parts={Part.ROUTER, Part.TRACKER})
@@ -107,12 +107,12 @@ async def test_admission_to_on_call_escalation(
 
 
 async def test_store_rebuilt_from_topics_matches(
-    bootstrap: str, topic_prefix: str, tmp_path: Path
+    bootstrap: str, topic_prefix: str, store_url: str, tmp_path: Path
 ) -> None:
     """Replaying the topics into an empty store gives the same open deliveries and receipts."""
     settings = Settings(
         kafka=KafkaSettings(bootstrap_servers=bootstrap, topic_prefix=topic_prefix),
-        database_url=f"sqlite+aiosqlite:///{tmp_path / 'live.sqlite3'}",
+        database_url=store_url,
     )
     clock = FixedClock(local("2027-01-15T16:00:00"))
     hub = await Hub.open(settings, clock, parts={Part.ROUTER, Part.TRACKER})
