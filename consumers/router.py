@@ -19,8 +19,10 @@ inspect an episode's recipient set with SQL. The store can be rebuilt by replayi
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Protocol
 
+from aiokafka import ConsumerRecord
 from faststream import FastStream
 from faststream.kafka import KafkaBroker, KafkaMessage, KafkaRouter
 
@@ -33,64 +35,104 @@ from hub.logs import get_logger
 from hub.publishing import Outbox, Outgoing
 from hub.settings import Settings
 from topics.codec import decode_envelope
+from topics.messages import Envelope
 from topics.topics import TopicName
 
 log = get_logger(__name__)
 
 GROUP_ID = "hub-router"
+#: Records per batch, and how long a poll waits to fill one (latency stays a few ms when idle).
+BATCH_MAX = 500
+BATCH_WAIT_MS = 20
 
 
 class EpisodeRecords(Protocol):
     """Where the router keeps each episode's routing record (JSON text)."""
 
-    async def load(self, episode_id: str) -> str | None: ...
+    async def load_many(self, episode_ids: Iterable[str]) -> dict[str, str]: ...
 
-    async def save(self, episode_id: str, record_json: str) -> None: ...
+    async def save_many(self, records: Mapping[str, str]) -> None: ...
+
+
+def _headers(record: ConsumerRecord[bytes, bytes]) -> dict[str, str]:
+    return {k: v.decode("utf-8", "replace") for k, v in record.headers}
 
 
 class Router:
-    """Routes decoded envelopes; the handler's only collaborator."""
+    """Routes batches of care-episode records; the handler's only collaborator."""
 
     def __init__(
-        self, directory: DirectoryHistory, records: EpisodeRecords, outbox: Outbox, clock: Clock
+        self,
+        directory: DirectoryHistory,
+        records: EpisodeRecords,
+        outbox: Outbox,
+        clock: Clock,
+        guard: ConsumeGuard,
     ) -> None:
         self.directory = directory
         self.records = records
         self.outbox = outbox
         self.clock = clock
+        self.guard = guard
 
-    async def handle(self, body: bytes, headers: dict[str, str]) -> None:
-        envelope = decode_envelope(body, headers)
-        stored = await self.records.load(envelope.episode_id) if envelope.episode_id else None
-        episode = EpisodeRecord.from_json(stored) if stored else None
-        directory = self.directory.current
-        result = plan(envelope, episode, directory, self.clock.now())
-        await self.outbox.send_many(
-            Outgoing(TopicName.DELIVERIES, d, d.recipient) for d in result.deliveries
+    async def handle_batch(self, batch: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
+        """Route a batch: one load, one publish of all deliveries and refusals, one save.
+
+        Records of one episode come from one partition, in order, and are routed in that
+        order against the episode's record as updated by the records before them.
+        """
+        out: list[Outgoing] = []
+        decoded: list[tuple[ConsumerRecord[bytes, bytes], Envelope]] = []
+        for record in batch:
+            try:
+                decoded.append((record, decode_envelope(record.value or b"", _headers(record))))
+            except Exception as exc:  # noqa: BLE001 - classified by the guard, never dropped
+                out += self.guard.refuse(record, exc)
+        stored = await self.records.load_many(
+            {e.episode_id for _, e in decoded if e.episode_id is not None}
         )
-        if result.record is not None and envelope.episode_id is not None:
-            await self.records.save(envelope.episode_id, result.record.to_json())
+        episodes = {k: EpisodeRecord.from_json(v) for k, v in stored.items()}
+        changed: dict[str, EpisodeRecord] = {}
+        directory = self.directory.current
+        now = self.clock.now()
+        routed = duplicates = 0
+        for record, envelope in decoded:
+            episode_id = envelope.episode_id
+            try:
+                result = plan(envelope, episodes.get(episode_id or ""), directory, now)
+            except Exception as exc:  # noqa: BLE001 - classified by the guard, never dropped
+                out += self.guard.refuse(record, exc)
+                continue
+            out += (Outgoing(TopicName.DELIVERIES, d, d.recipient) for d in result.deliveries)
+            routed += len(result.deliveries)
+            duplicates += result.duplicate
+            if result.record is not None and episode_id is not None:
+                episodes[episode_id] = changed[episode_id] = result.record
+        await self.outbox.send_many(out)  # every delivery and refusal acked before the save
+        await self.records.save_many({k: v.to_json() for k, v in changed.items()})
         log.info(
-            "router.routed",
-            message_id=str(envelope.message_id),
-            message_type=envelope.message_type.value,
-            episode_id=envelope.episode_id,
-            deliveries=len(result.deliveries),
-            duplicate=result.duplicate,
+            "router.batch_routed",
+            records=len(batch),
+            deliveries=routed,
+            refused=sum(1 for o in out if o.topic is TopicName.DEAD_LETTER),
+            duplicates=duplicates,
             directory_version=directory.version,
         )
 
 
-def register(broker: KafkaBroker, settings: Settings, router: Router, guard: ConsumeGuard) -> None:
-    """Attach the router's subscriber, inside the consume guard, to a broker."""
-    routes = KafkaRouter(middlewares=[guard.middleware()])
+def register(broker: KafkaBroker, settings: Settings, router: Router) -> None:
+    """Attach the router's batch subscriber, inside its consume guard, to a broker."""
+    routes = KafkaRouter(middlewares=[router.guard.middleware()])
 
     @routes.subscriber(
         settings.topic(TopicName.CARE_EPISODE_EVENTS),
+        batch=True,
+        max_records=BATCH_MAX,
+        batch_timeout_ms=BATCH_WAIT_MS,
         **subscriber_options(settings.group(GROUP_ID)),
     )
-    async def on_care_episode_event(message: KafkaMessage) -> None:
-        await router.handle(message.body, message.headers)
+    async def on_care_episode_events(message: KafkaMessage) -> None:
+        await router.handle_batch(message.raw_message)
 
     broker.include_router(routes)
 
@@ -105,10 +147,6 @@ def build_app(
     clock = clock or SystemClock()
     broker = build_broker(settings)
     outbox = Outbox(broker, settings)
-    register(
-        broker,
-        settings,
-        Router(directory, records, outbox, clock),
-        ConsumeGuard("router", outbox, clock),
-    )
+    guard = ConsumeGuard("router", outbox, clock)
+    register(broker, settings, Router(directory, records, outbox, clock, guard))
     return FastStream(broker), broker

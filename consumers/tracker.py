@@ -13,6 +13,11 @@ receipts topic too, so this consumer is the only writer of receipts.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import datetime
+from uuid import UUID
+
+from aiokafka import ConsumerRecord
 from faststream import FastStream
 from faststream.kafka import KafkaBroker, KafkaMessage, KafkaRouter
 
@@ -22,7 +27,7 @@ from hub.clock import Clock, SystemClock
 from hub.consume import ConsumeGuard
 from hub.errors import UnknownDelivery, WrongRecipient
 from hub.logs import get_logger
-from hub.publishing import Outbox
+from hub.publishing import Outbox, Outgoing
 from hub.settings import Settings
 from hub.store.repository import NewDelivery, ReceiptOutcome, Store
 from hub.tracking import delivery_due_at, episode_fact
@@ -34,6 +39,12 @@ log = get_logger(__name__)
 
 DELIVERIES_GROUP = "hub-tracker-deliveries"
 RECEIPTS_GROUP = "hub-tracker-receipts"
+BATCH_MAX = 500
+BATCH_WAIT_MS = 20
+
+
+def _headers(record: ConsumerRecord[bytes, bytes]) -> dict[str, str]:
+    return {k: v.decode("utf-8", "replace") for k, v in record.headers}
 
 
 class DeliveryNotYetKnown(UnknownDelivery):
@@ -45,26 +56,38 @@ class DeliveryNotYetKnown(UnknownDelivery):
 class Tracker:
     """Stores deliveries and applies receipts."""
 
-    def __init__(self, store: Store, calendar: CalendarPolicy) -> None:
+    def __init__(
+        self, store: Store, calendar: CalendarPolicy, outbox: Outbox, guard: ConsumeGuard
+    ) -> None:
         self.store = store
         self.calendar = calendar
+        self.outbox = outbox
+        self.guard = guard
 
-    async def on_delivery(self, body: bytes, headers: dict[str, str]) -> None:
-        delivery = decode(Delivery, body, headers)
-        due = delivery_due_at(delivery, self.calendar)
-        new = await self.store.add_deliveries([NewDelivery.from_message(delivery, due)])
-        fact = episode_fact(delivery)
-        if fact is not None and delivery.message.episode_id is not None:
-            await self.store.add_episode_fact(
-                delivery.message.episode_id, delivery.message.message_id, fact.kind, fact.at
+    async def on_deliveries(self, batch: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
+        """Store a batch of deliveries and their liability facts (two transactions)."""
+        refused: list[Outgoing] = []
+        rows: list[NewDelivery] = []
+        facts: list[tuple[str, UUID, str, datetime]] = []
+        for record in batch:
+            try:
+                delivery = decode(Delivery, record.value or b"", _headers(record))
+            except Exception as exc:  # noqa: BLE001 - classified by the guard, never dropped
+                refused += self.guard.refuse(record, exc)
+                continue
+            rows.append(
+                NewDelivery.from_message(delivery, delivery_due_at(delivery, self.calendar))
             )
-        log.info(
-            "tracker.delivery_stored",
-            delivery_id=str(delivery.delivery_id),
-            unit=delivery.recipient,
-            due_at=due.isoformat(),
-            new=bool(new),
-        )
+            fact = episode_fact(delivery)
+            if fact is not None and delivery.message.episode_id is not None:
+                facts.append(
+                    (delivery.message.episode_id, delivery.message.message_id, fact.kind, fact.at)
+                )
+        new = await self.store.add_deliveries(rows)
+        await self.store.add_episode_facts(facts)
+        if refused:
+            await self.outbox.send_many(refused)
+        log.info("tracker.deliveries_stored", records=len(batch), new=new, refused=len(refused))
 
     async def on_receipt(self, body: bytes, headers: dict[str, str]) -> None:
         receipt = decode(Receipt, body, headers)
@@ -87,18 +110,20 @@ def register(
     broker: KafkaBroker, settings: Settings, tracker: Tracker, outbox: Outbox, clock: Clock
 ) -> None:
     """Attach the tracker's two subscribers, each inside its consume guard."""
-    deliveries = KafkaRouter(
-        middlewares=[ConsumeGuard("tracker.deliveries", outbox, clock).middleware()]
-    )
+    deliveries = KafkaRouter(middlewares=[tracker.guard.middleware()])
     receipts = KafkaRouter(
         middlewares=[ConsumeGuard("tracker.receipts", outbox, clock).middleware()]
     )
 
     @deliveries.subscriber(
-        settings.topic(TopicName.DELIVERIES), **subscriber_options(settings.group(DELIVERIES_GROUP))
+        settings.topic(TopicName.DELIVERIES),
+        batch=True,
+        max_records=BATCH_MAX,
+        batch_timeout_ms=BATCH_WAIT_MS,
+        **subscriber_options(settings.group(DELIVERIES_GROUP)),
     )
-    async def on_delivery(message: KafkaMessage) -> None:
-        await tracker.on_delivery(message.body, message.headers)
+    async def on_deliveries(message: KafkaMessage) -> None:
+        await tracker.on_deliveries(message.raw_message)
 
     @receipts.subscriber(
         settings.topic(TopicName.RECEIPTS), **subscriber_options(settings.group(RECEIPTS_GROUP))
@@ -110,6 +135,11 @@ def register(
     broker.include_router(receipts)
 
 
+def tracker_for(store: Store, calendar: CalendarPolicy, outbox: Outbox, clock: Clock) -> Tracker:
+    """A tracker whose delivery batches refuse bad records through their own guard."""
+    return Tracker(store, calendar, outbox, ConsumeGuard("tracker.deliveries", outbox, clock))
+
+
 def build_app(
     settings: Settings, store: Store, calendar: CalendarPolicy, clock: Clock | None = None
 ) -> tuple[FastStream, KafkaBroker]:
@@ -117,5 +147,5 @@ def build_app(
     clock = clock or SystemClock()
     broker = build_broker(settings)
     outbox = Outbox(broker, settings)
-    register(broker, settings, Tracker(store, calendar), outbox, clock)
+    register(broker, settings, tracker_for(store, calendar, outbox, clock), outbox, clock)
     return FastStream(broker), broker

@@ -11,7 +11,7 @@ demo runs them all in one. Shut-down is in order, each step bounded: scheduler, 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Collection
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -58,11 +58,11 @@ class StoreEpisodeRecords:
         self._store = store
         self._clock = clock
 
-    async def load(self, episode_id: str) -> str | None:
-        return await self._store.load_episode_state(episode_id)
+    async def load_many(self, episode_ids: Iterable[str]) -> dict[str, str]:
+        return await self._store.load_episode_states(episode_ids)
 
-    async def save(self, episode_id: str, record_json: str) -> None:
-        await self._store.save_episode_state(episode_id, record_json, self._clock.now())
+    async def save_many(self, records: Mapping[str, str]) -> None:
+        await self._store.save_episode_states(records, self._clock.now())
 
 
 @dataclass
@@ -104,10 +104,12 @@ class Hub:
         outbox = Outbox(broker, settings)
         selected = frozenset(parts)
         if Part.ROUTER in selected:
-            router = router_app.Router(directory, StoreEpisodeRecords(store, clock), outbox, clock)
-            router_app.register(broker, settings, router, ConsumeGuard("router", outbox, clock))
+            guard = ConsumeGuard("router", outbox, clock)
+            records = StoreEpisodeRecords(store, clock)
+            router = router_app.Router(directory, records, outbox, clock, guard)
+            router_app.register(broker, settings, router)
         if Part.TRACKER in selected:
-            tracker = tracker_app.Tracker(store, CalendarPolicy())
+            tracker = tracker_app.tracker_for(store, CalendarPolicy(), outbox, clock)
             tracker_app.register(broker, settings, tracker, outbox, clock)
         if Part.NOTIFIER in selected:
             from consumers import notifier as notifier_app  # noqa: PLC0415
@@ -152,6 +154,6 @@ class Hub:
             try:
                 current, changed = reload(self.directory, path)
             except ConfigurationError as exc:
-                log.error("directory.reload_refused", problems=str(exc)[:2000])
+                log.warning("directory.reload_refused", problems=str(exc)[:2000])
                 continue
             log.info("directory.reloaded", version=current.version, changed=changed)

@@ -9,6 +9,7 @@ processed again instead of skipped).
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Final
 
 from faststream import AckPolicy
@@ -42,6 +43,8 @@ def build_broker(settings: Settings, **overrides: Any) -> KafkaBroker:
         "client_id": settings.kafka.client_id,
         "request_timeout_ms": settings.kafka.request_timeout_ms,
         "graceful_timeout": 15.0,
+        # FastStream logs every record at INFO ("Received", "Processed"): debug noise here.
+        "log_level": logging.DEBUG,
         **overrides,
     }
     return KafkaBroker(settings.kafka.bootstrap_servers, **options)

@@ -33,7 +33,7 @@ from hub.store.repository import Store
 from producers.apikeys import ApiKeyStore
 from producers.gateway import build_gateway
 from producers.sdk import HubClient
-from producers.send import SendSummary, send_files
+from producers.send import SendSummary, default_converters, send_files
 
 app = typer.Typer(no_args_is_help=True, help="Samordnad utskrivning: the discharge-planning hub.")
 kafka_app = typer.Typer(no_args_is_help=True, help="A local Apache Kafka (KRaft) on 127.0.0.1.")
@@ -258,6 +258,7 @@ def send(
                     files,
                     client,
                     progress=lambda _outcome: progress.advance(task),
+                    converters=default_converters(),
                 )
 
     summary = asyncio.run(run())

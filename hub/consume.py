@@ -29,6 +29,7 @@ from typing import Any
 from uuid import NAMESPACE_URL, uuid5
 
 import structlog
+from aiokafka import ConsumerRecord
 from aiokafka.errors import KafkaError
 from faststream import BaseMiddleware
 from faststream.message import StreamMessage
@@ -88,10 +89,10 @@ def reason_for(exc: BaseException) -> DeadLetterReason:
     return DeadLetterReason.RETRIES_EXHAUSTED if is_transient(exc) else DeadLetterReason.INTERNAL
 
 
-def _headers(message: StreamMessage[Any]) -> dict[str, str]:
+def _record_headers(record: ConsumerRecord[Any, Any]) -> dict[str, str]:
     return {
         str(k): v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
-        for k, v in (message.headers or {}).items()
+        for k, v in (record.headers or ())
     }
 
 
@@ -136,12 +137,14 @@ class ConsumeGuard:
     ) -> Any:
         """Run the handler with retries; dead-letter what cannot be handled."""
         record = message.raw_message
+        batch = isinstance(record, tuple)
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(
             stage=self.stage,
-            topic=getattr(record, "topic", None),
-            partition=getattr(record, "partition", None),
-            offset=getattr(record, "offset", None),
+            topic=getattr(record[0] if batch else record, "topic", None),
+            partition=None if batch else getattr(record, "partition", None),
+            offset=None if batch else getattr(record, "offset", None),
+            batch_size=len(record) if batch else None,
         )
         first_failure: datetime | None = None
         attempt = 0
@@ -151,7 +154,7 @@ class ConsumeGuard:
                 return await call_next(message)
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - the one broad except: classify, never drop
+            except Exception as exc:  # the one broad except: classify, never drop
                 now = self.clock.now()
                 first_failure = first_failure or now
                 transient = is_transient(exc)
@@ -165,25 +168,44 @@ class ConsumeGuard:
                     )
                     await self._sleep(delay)
                     continue
-                await self._dead_letter(message, exc, attempt, first_failure, now)
+                if batch:
+                    # A batch handler refuses its bad records one by one (`refuse`); what gets
+                    # here failed the whole batch (broker or database down): the batch stays
+                    # uncommitted and is consumed again, record by record, after the rewind.
+                    log.critical(
+                        "consume.batch_failed", attempts=attempt, error_class=type(exc).__name__
+                    )
+                    raise
+                await self.outbox.send_many(self.letters(record, exc, attempt, first_failure, now))
                 return None
 
-    async def _dead_letter(
+    def refuse(self, record: ConsumerRecord[Any, Any], exc: Exception) -> list[Outgoing]:
+        """For batch handlers: the dead letter of one record that cannot be handled.
+
+        A transient error is re-raised instead: the whole batch is then retried (its records
+        are idempotent), so a record is never dead-lettered for a passing outage.
+        """
+        if is_transient(exc):
+            raise exc
+        now = self.clock.now()
+        return self.letters(record, exc, 1, now, now)
+
+    def letters(
         self,
-        message: StreamMessage[Any],
+        record: ConsumerRecord[Any, Any],
         exc: Exception,
         attempts: int,
         first_failure: datetime,
         last_failure: datetime,
-    ) -> None:
-        record = message.raw_message
+    ) -> list[Outgoing]:
+        """The dead-letter record (and, for some reasons, the ops alert) of one refused record."""
         reason = reason_for(exc)
         # Hub errors carry messages written to be safe; anything else may quote input, so only
         # its class is kept (the original bytes are in the record for whoever may read them).
         detail = str(exc) if isinstance(exc, HubError) else f"unexpected {type(exc).__name__}"
         letter = DeadLetter(
-            original_value=bytes(message.body or b""),
-            original_headers=_headers(message),
+            original_value=bytes(record.value or b""),
+            original_headers=_record_headers(record),
             reason=reason,
             stage=self.stage,
             error_class=type(exc).__name__,
@@ -191,42 +213,39 @@ class ConsumeGuard:
             attempts=attempts,
             first_failure_at=first_failure,
             last_failure_at=last_failure,
-            origin_topic=getattr(record, "topic", "unknown"),
-            origin_partition=int(getattr(record, "partition", 0)),
-            origin_offset=int(getattr(record, "offset", 0)),
+            origin_topic=record.topic,
+            origin_partition=record.partition,
+            origin_offset=record.offset,
         )
-        key = getattr(record, "key", None)
-        key_text = key.decode("utf-8", "replace") if isinstance(key, bytes) else self.stage
-        items = [Outgoing(TopicName.DEAD_LETTER, letter, key_text)]
+        key = record.key.decode("utf-8", "replace") if isinstance(record.key, bytes) else self.stage
+        items = [Outgoing(TopicName.DEAD_LETTER, letter, key)]
         if reason in ALERT_REASONS:
-            alert_id = uuid5(
-                NAMESPACE_URL,
-                f"dead-letter:{letter.origin_topic}:{letter.origin_partition}:{letter.origin_offset}",
-            )
+            origin = f"{record.topic}:{record.partition}:{record.offset}"
             items.append(
                 Outgoing(
                     TopicName.OPS_ALERTS,
                     OpsAlert(
-                        alert_id=alert_id,
+                        alert_id=uuid5(NAMESPACE_URL, f"dead-letter:{origin}"),
                         kind=f"dead_letter.{reason.value}",
                         severity=AlertSeverity.CRITICAL,
                         summary=f"{self.stage}: refused ({reason.value}): {detail[:300]}",
                         raised_at=last_failure,
                         details={
                             "stage": self.stage,
-                            "origin_topic": letter.origin_topic,
-                            "origin_partition": str(letter.origin_partition),
-                            "origin_offset": str(letter.origin_offset),
+                            "origin_topic": record.topic,
+                            "origin_partition": str(record.partition),
+                            "origin_offset": str(record.offset),
                         },
                     ),
                     f"dead_letter.{reason.value}",
                 )
             )
-        await self.outbox.send_many(items)  # raises if the broker refuses: offset stays put
         log.error(
             "consume.dead_lettered",
             reason=reason.value,
             error_class=type(exc).__name__,
             attempts=attempts,
+            origin_offset=record.offset,
             detail=detail[:500],
         )
+        return items

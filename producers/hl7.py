@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any, Final
 from uuid import UUID
 
-import hl7  # type: ignore[import-untyped]  # python-hl7 ships no type information
+import hl7
 from pydantic import ValidationError
 
 from hub.calendar import STOCKHOLM, local_date_of, local_to_utc
@@ -309,6 +309,19 @@ class Hl7Outcome:
     ack: bytes
 
 
+# What python-hl7 raises on input it cannot make sense of: it has no error class of its own for
+# most of it, and some checks are bare asserts. Such input is answered as malformed.
+_LIBRARY_ERRORS: Final = (
+    hl7.HL7Exception,
+    AssertionError,
+    IndexError,
+    KeyError,
+    ValueError,
+    TypeError,
+    AttributeError,
+)
+
+
 # --- reading -------------------------------------------------------------------------------
 
 _DTM = re.compile(
@@ -399,7 +412,7 @@ def _read_header(raw: bytes, config: Hl7Config) -> MessageHeader:
             declared_charset=_value(parsed, "MSH", 18),
             charset=_value(parsed, "MSH", 18) or config.default_charset,
         )
-    except (hl7.ParseException, IndexError, KeyError, ValueError):
+    except _LIBRARY_ERRORS:
         raise Hl7Rejected.one(
             at="MSH",
             why="the header segment cannot be read",
@@ -559,8 +572,20 @@ def parse_adt(raw: bytes, *, config: Hl7Config | None = None) -> AdtMessage:
     Raises ``Hl7Rejected`` with the ACK code to answer: ``AR`` for what the hub does not take
     (not ADT, another trigger, processing id, version, character set, not HL7 at all), ``AE``
     for a malformed message (missing segments, bad times, bytes not in the declared charset).
+    Nothing else: whatever python-hl7 raises on hostile input becomes an ``AE``.
     """
-    config = config or Hl7Config()
+    try:
+        return _parse_adt(raw, config or Hl7Config())
+    except Hl7Rejected:
+        raise
+    except _LIBRARY_ERRORS as exc:
+        log.warning("hl7.unreadable", error_class=type(exc).__name__)
+        raise Hl7Rejected.one(
+            at="MSH", why="not a readable HL7 v2 message", error_code=Hl7ErrorCode.SEGMENT_SEQUENCE
+        ) from None
+
+
+def _parse_adt(raw: bytes, config: Hl7Config) -> AdtMessage:
     raw = _normalise_line_endings(raw).strip(b" \t\r\x0b\x1c")
     has_bom = raw.startswith(_UTF8_BOM)
     raw = raw.removeprefix(_UTF8_BOM)
@@ -579,7 +604,7 @@ def parse_adt(raw: bytes, *, config: Hl7Config | None = None) -> AdtMessage:
         )
     try:
         message = hl7.parse(text)
-    except (hl7.ParseException, IndexError, ValueError):
+    except _LIBRARY_ERRORS:
         raise Hl7Rejected.one(
             at="MSH",
             why="not an HL7 v2 message",
@@ -1106,28 +1131,11 @@ def _not_stored(header: MessageHeader, why: str) -> Hl7Rejected:
     )
 
 
-# What python-hl7 raises on input it cannot make sense of (it has no error class of its own for
-# most of it): answered as a malformed message rather than left to end the connection.
-_LIBRARY_ERRORS: Final = (
-    hl7.HL7Exception,
-    IndexError,
-    KeyError,
-    ValueError,
-    TypeError,
-    AttributeError,
-)
-
-
 def _parse_or_rejection(raw: bytes, config: Hl7Config) -> AdtMessage | Hl7Rejected:
     try:
         return parse_adt(raw, config=config)
     except Hl7Rejected as exc:
         return exc
-    except _LIBRARY_ERRORS as exc:
-        log.warning("hl7.unreadable", error_class=type(exc).__name__)
-        return Hl7Rejected.one(
-            at="MSH", why="not a readable HL7 v2 message", error_code=Hl7ErrorCode.SEGMENT_SEQUENCE
-        )
 
 
 # --- batch files ---------------------------------------------------------------------------

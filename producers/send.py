@@ -21,7 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final, Literal, NamedTuple
 
-from hub.errors import HubError
+from hub.calendar import STOCKHOLM
+from hub.clock import Clock, SystemClock
+from hub.errors import HubError, ValidationFailed
 from producers.apikeys import DEFAULT_MAX_BODY_BYTES
 from producers.sdk import BrokerUnavailable, HubClient, PublishReceipt, parse_envelope
 from topics.codec import parse_json
@@ -209,3 +211,25 @@ def _read(
         msg = f"{_FORMAT_NAMES[file_format]} files are not supported by hub send yet"
         raise _FileRefused(msg)
     return converter(content)
+
+
+def default_converters(clock: Clock | None = None) -> dict[FileFormat, Converter]:
+    """HL7 v2 ADT and FHIR R4 files converted by the hub's own adapters (`hub send`)."""
+    from producers.fhir import fhir_to_envelopes  # noqa: PLC0415 - heavy models, load on use
+    from producers.hl7 import adt_to_envelopes, parse_adt  # noqa: PLC0415
+
+    clock = clock or SystemClock()
+
+    def hl7(raw: bytes) -> Sequence[Envelope]:
+        now = clock.now()
+        return adt_to_envelopes(parse_adt(raw), today=now.astimezone(STOCKHOLM).date())
+
+    def fhir(raw: bytes) -> Sequence[Envelope]:
+        now = clock.now()
+        resource = parse_json(raw)
+        if not isinstance(resource, dict):
+            msg = "resource: a FHIR file must hold one JSON object"
+            raise ValidationFailed(msg)
+        return fhir_to_envelopes(resource, today=now.astimezone(STOCKHOLM).date(), received_at=now)
+
+    return {"hl7": hl7, "fhir": fhir}

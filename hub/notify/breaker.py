@@ -6,6 +6,9 @@ one trial through. A success closes it, a failure opens it for another ``cool_do
 trial never reports back (its task was cancelled), another trial is allowed once ``cool_down``
 has passed again, so a lost trial cannot wedge the breaker half-open for ever.
 
+The default cool-down (15 s) is shorter than the notifier's time budget for one digest (30 s),
+so every handling of a digest gets at least one trial while the server is down.
+
 Only transient failures count. A permanent refusal (SMTP 5xx, HTTP 4xx) proves the server is up
 and answering, so it counts as a success here.
 
@@ -38,7 +41,7 @@ class CircuitBreaker:
     __slots__ = ("_failures", "_state", "_until", "cool_down", "failure_threshold")
 
     def __init__(
-        self, failure_threshold: int = 5, cool_down: timedelta = timedelta(seconds=30)
+        self, failure_threshold: int = 5, cool_down: timedelta = timedelta(seconds=15)
     ) -> None:
         if failure_threshold < 1:
             msg = "failure_threshold: must be at least 1"

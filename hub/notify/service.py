@@ -11,7 +11,10 @@ exponential backoff and full jitter, each attempt under its own timeout, and no 
 ``max_poll_interval_ms``. Every attempt is recorded (outcome, error class and status code only,
 duration). A per-channel :class:`~hub.notify.breaker.CircuitBreaker` stops hammering a server
 that is down; an attempt it refuses is recorded too (``CircuitOpen``), and the retry waits for
-the breaker's cool-down when that fits in the budget.
+the breaker's cool-down. When the cool-down outlasts the budget, the handling still waits the
+budget out before giving up: a digest is dead-lettered only after the channel has been failing
+for about the consume guard's attempts times ``budget_s`` (some two and a half minutes with the
+defaults), never within seconds because a breaker was open.
 
 Outcomes of one digest: everything sent (or already sent) returns normally, and the consumer's
 offset is committed. A notification still failing transiently raises ``NotificationsPending``
@@ -437,7 +440,14 @@ class Notifier:
             reopens = breaker.retry_at(self._clock.now())
             if reopens is not None:
                 delay = max(delay, (reopens - self._clock.now()) / timedelta(seconds=1))
-            if self._timer() - started + delay > policy.budget_s:
+            remaining = policy.budget_s - (self._timer() - started)
+            if delay > remaining:
+                if reopens is not None and remaining > 0:
+                    # The breaker stays open past the budget. Wait the budget out anyway, so
+                    # that the consume guard's retries of this digest are spread over about
+                    # ``guard attempts x budget_s`` of outage instead of spent in a burst
+                    # against an open breaker (and the digest dead-lettered within seconds).
+                    await self._sleep(remaining)
                 break
             log.warning(
                 "notify.retry",

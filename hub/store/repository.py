@@ -890,6 +890,41 @@ class Store:
         async with self._write() as session:
             await session.execute(stmt)
 
+    async def load_episode_states(self, episode_ids: Iterable[str]) -> dict[str, str]:
+        """The router's stored JSON for many episodes at once (missing ones are left out)."""
+        ids = sorted(set(episode_ids))
+        found: dict[str, str] = {}
+        async with self._read() as session:
+            for chunk in _chunks(ids, BATCH_SIZE):
+                rows = await session.execute(
+                    select(RouterEpisode.episode_id, RouterEpisode.state_json).where(
+                        RouterEpisode.episode_id.in_(chunk)
+                    )
+                )
+                found.update({row.episode_id: row.state_json for row in rows})
+        return found
+
+    async def save_episode_states(self, states: Mapping[str, str], now: datetime) -> None:
+        """Store (insert or replace) many episodes' router JSON in one transaction."""
+        now = require_aware(now, "now")
+        rows = [
+            {"episode_id": episode_id, "state_json": text, "updated_at": now}
+            for episode_id, text in sorted(states.items())
+        ]
+        if not rows:
+            return
+        async with self._write() as session:
+            for chunk in _chunks(rows, BATCH_SIZE):
+                stmt = self._insert(RouterEpisode).values(list(chunk))
+                stmt = stmt.on_conflict_do_update(
+                    index_elements=["episode_id"],
+                    set_={
+                        "state_json": stmt.excluded.state_json,
+                        "updated_at": stmt.excluded.updated_at,
+                    },
+                )
+                await session.execute(stmt)
+
     # --- liability --------------------------------------------------------------------------
 
     async def add_episode_fact(
@@ -905,6 +940,33 @@ class Store:
                 .returning(EpisodeFact.message_id)
             )
         return new is not None
+
+    async def add_episode_facts(
+        self, facts: Iterable[tuple[str, uuid.UUID, str, datetime]]
+    ) -> int:
+        """Store many (episode id, message id, kind, at) facts in one transaction; new count."""
+        rows = [
+            {
+                "episode_id": episode_id,
+                "message_id": message_id,
+                "kind": str(kind),
+                "at": require_aware(at, "at"),
+            }
+            for episode_id, message_id, kind, at in facts
+        ]
+        if not rows:
+            return 0
+        new = 0
+        async with self._write() as session:
+            for chunk in _chunks(rows, BATCH_SIZE):
+                result = await session.execute(
+                    self._insert(EpisodeFact)
+                    .values(list(chunk))
+                    .on_conflict_do_nothing(index_elements=["episode_id", "message_id"])
+                    .returning(EpisodeFact.message_id)
+                )
+                new += len(result.all())
+        return new
 
     async def episode_facts(self, episode_id: str) -> list[EpisodeFactRecord]:
         """An episode's facts in time order (then by message id)."""

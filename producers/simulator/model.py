@@ -1006,7 +1006,7 @@ class _Episode:
             MessageType.ADMISSION_NOTICE,
             ward,
             AdmissionNotice.model_construct(
-                kind="admission_notice",
+                _all_fields(AdmissionNotice),
                 ward=ward,
                 admitted_at=_utc(self.admitted),
                 expected_discharge_date=self.local.to_date(expected),
@@ -1034,7 +1034,7 @@ class _Episode:
             MessageType.DISCHARGE_NOTICE,
             ward,
             DischargeNotice.model_construct(
-                kind="discharge_notice", discharged_at=_utc(self.discharged)
+                _all_fields(DischargeNotice), discharged_at=_utc(self.discharged)
             ),
         )
 
@@ -1075,7 +1075,7 @@ class _Episode:
             MessageType.READY_FOR_DISCHARGE,
             ward,
             ReadyForDischarge.model_construct(
-                kind="ready_for_discharge", assessed_at=_utc(self.first_ready)
+                _all_fields(ReadyForDischarge), assessed_at=_utc(self.first_ready)
             ),
         )
         if retracted is not None:
@@ -1084,7 +1084,7 @@ class _Episode:
                 MessageType.READY_FOR_DISCHARGE_RETRACTED,
                 ward,
                 ReadyForDischargeRetracted.model_construct(
-                    kind="ready_for_discharge_retracted",
+                    _all_fields(ReadyForDischargeRetracted),
                     retracted_at=_utc(retracted),
                     reason=f"{_TEXT_TAG} försämrat tillstånd",
                 ),
@@ -1095,7 +1095,7 @@ class _Episode:
                 MessageType.READY_FOR_DISCHARGE,
                 ward,
                 ReadyForDischarge.model_construct(
-                    kind="ready_for_discharge", assessed_at=_utc(self.final_ready)
+                    _all_fields(ReadyForDischarge), assessed_at=_utc(self.final_ready)
                 ),
             )
 
@@ -1162,7 +1162,7 @@ class _Episode:
                     MessageType.DISCHARGE_DATE_CHANGED,
                     ward,
                     DischargeDateChanged.model_construct(
-                        kind="discharge_date_changed",
+                        _all_fields(DischargeDateChanged),
                         new_expected_discharge_date=self.local.to_date(new),
                         reason=f"{_TEXT_TAG} {rng.choice(_DATE_CHANGE_REASONS)}",
                     ),
@@ -1181,7 +1181,7 @@ class _Episode:
             MessageType.CARE_CONTACT_APPOINTED,
             centre,
             CareContactAppointed.model_construct(
-                kind="care_contact_appointed",
+                _all_fields(CareContactAppointed),
                 contact_role=rng.choice(_CONTACT_ROLES),
                 contact_unit=centre,
             ),
@@ -1209,11 +1209,15 @@ class _Episode:
                 patient.assessment_unit.hsa_id,
             )
             invitation = SipInvitation.model_construct(
-                kind="sip_invitation", meeting_at=_utc(self._meeting_after(moment)), invited=invited
+                _all_fields(SipInvitation),
+                meeting_at=_utc(self._meeting_after(moment)),
+                invited=invited,
             )
             self._add(moment, MessageType.SIP_INVITATION, centre, invitation)
         else:
-            declined = SipDeclined.model_construct(kind="sip_declined", declined_at=_utc(moment))
+            declined = SipDeclined.model_construct(
+                _all_fields(SipDeclined), declined_at=_utc(moment)
+            )
             self._add(moment, MessageType.SIP_DECLINED, centre, declined)
 
     def _meeting_after(self, moment: int) -> int:
@@ -1239,7 +1243,7 @@ class _Episode:
             MessageType.GENERAL_MESSAGE,
             patient.ward.hsa_id,
             GeneralMessage.model_construct(
-                kind="general_message",
+                _all_fields(GeneralMessage),
                 text=f"{_TEXT_TAG} fråga om hemgång och hjälpmedel",
                 recipients=named,
             ),
@@ -1253,7 +1257,7 @@ class _Episode:
             MessageType.CANCELLATION,
             original.sender,
             Cancellation.model_construct(
-                kind="cancellation",
+                _all_fields(Cancellation),
                 cancelled_message_id=original.message_id,
                 reason=f"{_TEXT_TAG} {reason}",
             ),
@@ -1370,9 +1374,18 @@ class _Episode:
         return at
 
 
+def _all_fields(cls: type[PayloadModel]) -> set[str]:
+    """Every field name of a payload class, as a fresh set for ``model_construct``.
+
+    ``kind`` is left to its default (the class's own tag) but counts as set, as it does after
+    validation of the wire form; the set is new each time because the model keeps it.
+    """
+    return set(cls.model_fields)
+
+
 def _planning(action: PlanningAction, *, needs_more_information: bool) -> PlanningDocument:
     return PlanningDocument.model_construct(
-        kind="planning_document",
+        _all_fields(PlanningDocument),
         action=action,
         needs_more_information=needs_more_information,
         summary=_PLANNING_SUMMARY,

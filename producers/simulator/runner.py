@@ -59,8 +59,9 @@ class RunStats:
     """What a run handed over: the traffic figures, plus how well it kept to the schedule.
 
     ``max_lag_s`` is the worst delay, in wall seconds, between an event's scheduled hand-over
-    and the moment its sink call started (always 0 in ``asfast`` mode, which has no schedule).
-    ``max_in_flight`` is the most sink calls that were running at once.
+    and the moment the window took it (a slot was free); it grows when the sinks cannot keep
+    up with the schedule, and is 0 in ``asfast`` mode, which has no schedule. ``max_in_flight``
+    is the most sink calls that were running at once.
     """
 
     traffic: SimStats = field(default_factory=SimStats)

@@ -7,6 +7,7 @@ while and then back delivers exactly once (the consume guard retries the digest)
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from aiokafka import AIOKafkaProducer
 
 from consumers.notifier import build_app, build_notifier
 from hub.clock import SystemClock
+from hub.notify.breaker import CircuitBreaker
 from hub.notify.service import AttemptOutcome, MemoryNotificationLog, SendRetryPolicy
 from hub.provision import ensure_topics
 from hub.settings import KafkaSettings, Settings, SmtpSettings
@@ -112,6 +114,7 @@ async def test_smtp_down_then_back_delivers_once(
         log,
         clock,
         retry=SendRetryPolicy(max_attempts=20, base_delay_s=0.1, max_delay_s=0.3, budget_s=20),
+        breaker_factory=lambda: CircuitBreaker(5, timedelta(seconds=1)),
     )
     escalation = digest("down", "jour@example.org")
     await publish(settings, escalation)

@@ -1,6 +1,7 @@
 """The hub end to end on a real broker and a real store: route, track, receipt, escalate.
 
-Runs on SQLite and on PostgreSQL (`store_url`). The clock is a `FixedClock` moved by the test, so the ladder is checked at exact instants: a
+Runs on SQLite and on PostgreSQL (`store_url`). The clock is a `FixedClock` moved by the
+test, so the ladder is checked at exact instants: a
 delivery arriving Friday 16:00 (Stockholm) is due Saturday 11:00 (the weekend round 10:00-11:00);
 level 2 (on-call) is reached at 12:00 and level 3 (manager) on Sunday at 11:00.
 """

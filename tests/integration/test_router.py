@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Iterable, Mapping
 
 import pytest
 from aiokafka import AIOKafkaProducer
@@ -31,11 +32,11 @@ class MemoryRecords:
     def __init__(self) -> None:
         self.rows: dict[str, str] = {}
 
-    async def load(self, episode_id: str) -> str | None:
-        return self.rows.get(episode_id)
+    async def load_many(self, episode_ids: Iterable[str]) -> dict[str, str]:
+        return {e: self.rows[e] for e in episode_ids if e in self.rows}
 
-    async def save(self, episode_id: str, record_json: str) -> None:
-        self.rows[episode_id] = record_json
+    async def save_many(self, records: Mapping[str, str]) -> None:
+        self.rows.update(records)
 
 
 async def test_router_delivers_to_recipient_set_and_dead_letters_poison(

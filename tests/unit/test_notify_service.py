@@ -299,6 +299,29 @@ async def test_an_open_breaker_refuses_attempts_and_the_retry_waits_for_its_cool
     assert log.attempts[3].at == opened + timedelta(seconds=5)
 
 
+async def test_a_breaker_open_past_the_budget_is_waited_out_not_burnt() -> None:
+    """A breaker open for longer than the budget: each handling waits the budget out before it
+    gives up, so the consume guard's retries span the outage instead of a burst of refusals."""
+    time, log = FakeTime(NOW), MemoryNotificationLog()
+    email = FakeChannel(EMAIL, script=[ChannelUnavailable(EMAIL, "SMTPConnectError")])
+    policy = SendRetryPolicy(max_attempts=10, base_delay_s=0.5, max_delay_s=1, budget_s=10)
+    service = notifier(
+        email,
+        log=log,
+        time=time,
+        retry=policy,
+        breaker=lambda: CircuitBreaker(1, timedelta(seconds=60)),
+    )
+    for _ in range(2):
+        with pytest.raises(NotificationsPending):
+            await service.handle(make_escalation(), time.clock.now())
+    assert attempts_of(log) == [
+        (JOUR, AttemptOutcome.FAILED, "SMTPConnectError"),
+        (JOUR, AttemptOutcome.FAILED, "CircuitOpen"),
+    ]
+    assert (time.sleeps, email.calls) == ([10.0, 10.0], 1)
+
+
 async def test_a_hanging_server_is_cut_off_by_the_attempt_timeout() -> None:
     """An attempt that never returns is abandoned after ``attempt_timeout_s`` and retried."""
     log = MemoryNotificationLog()
