@@ -27,7 +27,6 @@ from faststream.kafka import KafkaBroker, KafkaMessage, KafkaRouter
 from hub.broker import build_broker, subscriber_options
 from hub.clock import Clock, SystemClock
 from hub.consume import ConsumeGuard
-from hub.logs import get_logger
 from hub.notify.breaker import CircuitBreaker
 from hub.notify.channels import EmailChannel, WebhookChannel
 from hub.notify.service import NotificationLog, Notifier, SendRetryPolicy
@@ -36,8 +35,6 @@ from hub.settings import Settings
 from topics.codec import decode
 from topics.messages import Escalation
 from topics.topics import TopicName
-
-log = get_logger(__name__)
 
 GROUP_ID = "hub-notifier"
 
@@ -53,16 +50,9 @@ class EscalationHandler:
         self.clock = clock
 
     async def handle(self, body: bytes, headers: dict[str, str]) -> None:
+        # The notifier logs the one summary event per digest (``notify.handled``).
         escalation = decode(Escalation, body, headers)
-        result = await self.notifier.handle(escalation, self.clock.now())
-        log.info(
-            "notifier.handled",
-            escalation_id=str(escalation.escalation_id),
-            unit=escalation.unit,
-            level=escalation.level,
-            sent=len(result.sent),
-            duplicates=len(result.skipped),
-        )
+        await self.notifier.handle(escalation, self.clock.now())
 
 
 def build_notifier(

@@ -18,6 +18,7 @@ from enum import StrEnum
 from faststream.kafka import KafkaBroker
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from consumers import notifier as notifier_app
 from consumers import router as router_app
 from consumers import tracker as tracker_app
 from hub.broker import build_broker
@@ -27,6 +28,7 @@ from hub.consume import ConsumeGuard
 from hub.directory import DirectoryHistory, load_directory, reload
 from hub.errors import ConfigurationError
 from hub.logs import get_logger
+from hub.notify.store_log import StoreNotificationLog
 from hub.oncall import OnCallConfig, load_oncall_config
 from hub.provision import ensure_topics
 from hub.publishing import Outbox
@@ -112,9 +114,13 @@ class Hub:
             tracker = tracker_app.tracker_for(store, CalendarPolicy(), outbox, clock)
             tracker_app.register(broker, settings, tracker, outbox, clock)
         if Part.NOTIFIER in selected:
-            from consumers import notifier as notifier_app  # noqa: PLC0415
-
-            notifier_app.register(broker, settings, store, outbox, clock)
+            notifier = notifier_app.build_notifier(settings, StoreNotificationLog(store), clock)
+            notifier_app.register(
+                broker,
+                settings,
+                notifier_app.EscalationHandler(notifier, clock),
+                ConsumeGuard("notifier", outbox, clock),
+            )
         scanner = Scanner(store, directory, oncall, outbox, base_url=settings.public_base_url)
         return cls(
             settings, clock, engine, store, broker, outbox, directory, oncall, scanner, selected

@@ -45,6 +45,8 @@ def build_broker(settings: Settings, **overrides: Any) -> KafkaBroker:
         "graceful_timeout": 15.0,
         # FastStream logs every record at INFO ("Received", "Processed"): debug noise here.
         "log_level": logging.DEBUG,
+        # Through the stdlib, so `hub.logs` renders (and redacts) FastStream's records too.
+        "logger": logging.getLogger("faststream"),
         **overrides,
     }
     return KafkaBroker(settings.kafka.bootstrap_servers, **options)

@@ -219,7 +219,8 @@ class ConsumeGuard:
         )
         key = record.key.decode("utf-8", "replace") if isinstance(record.key, bytes) else self.stage
         items = [Outgoing(TopicName.DEAD_LETTER, letter, key)]
-        if reason in ALERT_REASONS:
+        # A refused escalation means on-call staff were never told: always worth an alert.
+        if reason in ALERT_REASONS or self.stage == "notifier":
             origin = f"{record.topic}:{record.partition}:{record.offset}"
             items.append(
                 Outgoing(

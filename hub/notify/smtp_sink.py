@@ -198,7 +198,10 @@ async def _run(config: SinkConfig) -> None:
 
 
 def _parse(argv: Sequence[str] | None) -> SinkConfig:
-    parser = argparse.ArgumentParser(prog="python -m hub.notify.smtp_sink", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m hub.notify.smtp_sink",
+        description="A local SMTP sink: every accepted message becomes one .eml file in OUTDIR.",
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8025)
     parser.add_argument("--outdir", type=Path, default=Path(".run") / "mail")
@@ -213,6 +216,10 @@ def _parse(argv: Sequence[str] | None) -> SinkConfig:
     if args.auth:
         user, _, password = str(args.auth).partition(":")
         auth = (user, password)
+        if args.security == "plain":
+            parser.error("--auth needs --security starttls or tls")
+    if args.security != "plain" and (args.tls_cert is None or args.tls_key is None):
+        parser.error("--security starttls or tls needs --tls-cert and --tls-key")
     return SinkConfig(
         outdir=args.outdir,
         host=args.host,

@@ -795,7 +795,7 @@ async def _security_headers(
     return response
 
 
-def build_api(  # noqa: PLR0917 - the composition root passes the hub's parts in this order
+def build_api(
     settings: Settings,
     store: Store,
     outbox: ReceiptPublisher,

@@ -14,6 +14,7 @@ import asyncio
 from typing import Protocol
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
 from hub.logs import get_logger
@@ -41,20 +42,24 @@ class KafkaDeadLetterCounter:
     async def count(self) -> int | None:
         """The number of records held, or None when the broker did not answer in time."""
         topic = self._settings.topic(TopicName.DEAD_LETTER)
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._settings.kafka.bootstrap_servers,
-            client_id=f"{self._settings.kafka.client_id}-ops-metrics",
-            enable_auto_commit=False,
-            request_timeout_ms=int(self._timeout_s * 1000) + 1000,
-        )
+        common = {
+            "bootstrap_servers": self._settings.kafka.bootstrap_servers,
+            "client_id": f"{self._settings.kafka.client_id}-ops-metrics",
+            "request_timeout_ms": int(self._timeout_s * 1000) + 1000,
+        }
+        admin = AIOKafkaAdminClient(**common)
+        consumer = AIOKafkaConsumer(enable_auto_commit=False, **common)
         try:
             async with asyncio.timeout(self._timeout_s):
-                await consumer.start()
-                await consumer.topics()  # refreshes metadata, so the partitions are known
-                partitions = consumer.partitions_for_topic(topic) or set()
-                assigned = [TopicPartition(topic, p) for p in sorted(partitions)]
-                if not assigned:
+                # The admin client asks the broker for the partitions; a bare consumer's
+                # metadata would not know the topic until it subscribed.
+                await admin.start()
+                described = await admin.describe_topics([topic])
+                found = described[0]["partitions"] if described else []
+                if not found:
                     return 0
+                await consumer.start()
+                assigned = [TopicPartition(topic, int(p["partition"])) for p in found]
                 first = await consumer.beginning_offsets(assigned)
                 end = await consumer.end_offsets(assigned)
                 return sum(int(end[tp]) - int(first[tp]) for tp in assigned)
@@ -63,3 +68,4 @@ class KafkaDeadLetterCounter:
             return None
         finally:
             await consumer.stop()
+            await admin.close()

@@ -79,6 +79,7 @@ __all__ = [
     "Store",
     "StoredDelivery",
     "StoredEscalation",
+    "Totals",
     "UnitBacklog",
     "UnreceiptedArrival",
     "count_by_arrival_day_kind",
@@ -293,6 +294,21 @@ class EpisodeFactRecord:
     message_id: uuid.UUID
     kind: str
     at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Totals:
+    """Whole-store counts (see :meth:`Store.totals`)."""
+
+    deliveries: int
+    receipted: int
+    acknowledged: int
+    escalations_by_level: dict[int, int]
+    notifications_sent: int
+
+    @property
+    def open(self) -> int:
+        return self.deliveries - self.receipted - self.acknowledged
 
 
 @dataclass(frozen=True, slots=True)
@@ -941,9 +957,7 @@ class Store:
             )
         return new is not None
 
-    async def add_episode_facts(
-        self, facts: Iterable[tuple[str, uuid.UUID, str, datetime]]
-    ) -> int:
+    async def add_episode_facts(self, facts: Iterable[tuple[str, uuid.UUID, str, datetime]]) -> int:
         """Store many (episode id, message id, kind, at) facts in one transaction; new count."""
         rows = [
             {
@@ -982,6 +996,35 @@ class Store:
             ]
 
     # --- dashboard and reports --------------------------------------------------------------
+
+    async def totals(self) -> Totals:
+        """Whole-store counts for summaries: deliveries, receipted, open, digests per level."""
+        async with self._read() as session:
+            deliveries = await session.scalar(select(func.count()).select_from(Delivery))
+            receipted = await session.scalar(
+                select(func.count()).select_from(Delivery).where(Delivery.receipted_at.is_not(None))
+            )
+            acknowledged = await session.scalar(
+                select(func.count())
+                .select_from(Delivery)
+                .where(Delivery.acknowledged_at.is_not(None))
+            )
+            levels = await session.execute(
+                select(Escalation.level, func.count()).group_by(Escalation.level)
+            )
+            sent = await session.scalar(
+                select(func.count())
+                .select_from(Notification)
+                .where(Notification.status == NotificationStatus.SENT)
+            )
+        by_level = {int(level): int(n) for level, n in levels.all()}
+        return Totals(
+            deliveries=int(deliveries or 0),
+            receipted=int(receipted or 0),
+            acknowledged=int(acknowledged or 0),
+            escalations_by_level=by_level,
+            notifications_sent=int(sent or 0),
+        )
 
     async def unreceipted_by_unit(self, now: datetime) -> list[UnitBacklog]:
         """Per unit with unreceipted deliveries: the count and the oldest arrival, by unit.
