@@ -32,9 +32,9 @@ from hub.consume import ConsumeGuard
 from hub.deliveries import EpisodeRecord, plan
 from hub.directory import DirectoryHistory
 from hub.logs import get_logger
-from hub.publishing import Outbox, Outgoing
+from hub.publishing import Encoded, Outbox, Outgoing
 from hub.settings import Settings
-from topics.codec import decode_envelope
+from topics.codec import decode_envelope, delivery_encoder
 from topics.messages import Envelope
 from topics.topics import TopicName
 
@@ -81,7 +81,7 @@ class Router:
         Records of one episode come from one partition, in order, and are routed in that
         order against the episode's record as updated by the records before them.
         """
-        out: list[Outgoing] = []
+        out: list[Outgoing | Encoded] = []
         decoded: list[tuple[ConsumerRecord[bytes, bytes], Envelope]] = []
         for record in batch:
             try:
@@ -94,16 +94,18 @@ class Router:
         episodes = {k: EpisodeRecord.from_json(v) for k, v in stored.items()}
         changed: dict[str, EpisodeRecord] = {}
         directory = self.directory.current
-        now = self.clock.now()
+        encode = delivery_encoder(self.clock.now(), directory.version)
         routed = duplicates = 0
         for record, envelope in decoded:
             episode_id = envelope.episode_id
             try:
-                result = plan(envelope, episodes.get(episode_id or ""), directory, now)
+                result = plan(envelope, episodes.get(episode_id or ""), directory)
             except Exception as exc:  # noqa: BLE001 - classified by the guard, never dropped
                 out += self.guard.refuse(record, exc)
                 continue
-            out += (Outgoing(TopicName.DELIVERIES, d, d.recipient) for d in result.deliveries)
+            for d in result.deliveries:
+                body, headers = encode(d.envelope_json, d.delivery_id, d.recipient, d.kind, d.role)
+                out.append(Encoded(TopicName.DELIVERIES, body, headers, d.recipient))
             routed += len(result.deliveries)
             duplicates += result.duplicate
             if result.record is not None and episode_id is not None:

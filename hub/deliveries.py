@@ -9,20 +9,21 @@ that joins the recipient set). It is serialised as JSON by `EpisodeRecord.to_jso
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 from hub.directory import Directory
 from hub.routing import DeliveredMessage, EpisodeState, RoutingInput, Target, route
-from topics.catalogue import MessageType
+from topics.catalogue import MessageType, UnitKind
 from topics.ids import delivery_id_for
 from topics.messages import (
     AdmissionNotice,
     Cancellation,
     CareRequest,
     Delivery,
+    DeliveryRole,
     Envelope,
     EpisodeUpdated,
     GeneralMessage,
@@ -65,8 +66,25 @@ class EpisodeRecord:
     envelopes: dict[str, str] = field(default_factory=dict)  # message id -> envelope JSON
 
     def to_json(self) -> str:
-        state = asdict(self.state)
-        return json.dumps({"state": state, "envelopes": self.envelopes}, default=str)
+        s = self.state
+        state = {
+            "episode_id": s.episode_id,
+            "ward": s.ward,
+            "listed_health_centre": s.listed_health_centre,
+            "home_municipality": s.home_municipality,
+            "recipients": list(s.recipients),
+            "delivered": [
+                {
+                    "message_id": str(d.message_id),
+                    "message_type": d.message_type.value,
+                    "units": list(d.units),
+                    "cancels": str(d.cancels) if d.cancels else None,
+                }
+                for d in s.delivered
+            ],
+            "discharged": s.discharged,
+        }
+        return json.dumps({"state": state, "envelopes": self.envelopes})
 
     @staticmethod
     def from_json(text: str) -> EpisodeRecord:
@@ -93,39 +111,61 @@ class EpisodeRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class PlannedDelivery:
+    """One delivery to publish: the message (as canonical envelope JSON) to one unit."""
+
+    delivery_id: UUID
+    message_id: UUID
+    envelope_json: str
+    recipient: str
+    kind: UnitKind
+    role: DeliveryRole
+
+    def to_model(self, routed_at: datetime, directory_version: int) -> Delivery:
+        """The `Delivery` record this becomes (the router encodes it without the model)."""
+        return Delivery(
+            delivery_id=self.delivery_id,
+            message=Envelope.model_validate_json(self.envelope_json),
+            recipient=self.recipient,
+            recipient_kind=self.kind,
+            role=self.role,
+            routed_at=routed_at,
+            directory_version=directory_version,
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class Plan:
     """The deliveries of one envelope and what to store for its episode afterwards."""
 
-    deliveries: tuple[Delivery, ...]
+    deliveries: tuple[PlannedDelivery, ...]
     record: EpisodeRecord | None  # None: nothing to store (outside an episode, or a duplicate)
     duplicate: bool = False
 
 
-def _delivery(envelope: Envelope, target: Target, now: datetime, version: int) -> Delivery:
-    return Delivery(
-        delivery_id=delivery_id_for(envelope.message_id, target.unit_hsa_id),
-        message=envelope,
+def _planned(message_id: UUID, envelope_json: str, target: Target) -> PlannedDelivery:
+    return PlannedDelivery(
+        delivery_id=delivery_id_for(message_id, target.unit_hsa_id),
+        message_id=message_id,
+        envelope_json=envelope_json,
         recipient=target.unit_hsa_id,
-        recipient_kind=target.kind,
+        kind=target.kind,
         role=target.role,
-        routed_at=now,
-        directory_version=version,
     )
 
 
-def plan(
-    envelope: Envelope, episode: EpisodeRecord | None, directory: Directory, now: datetime
-) -> Plan:
+def plan(envelope: Envelope, episode: EpisodeRecord | None, directory: Directory) -> Plan:
     """Route one envelope. Raises `hub.errors.Unroutable` when recipients cannot be determined."""
     decision = route(routing_input(envelope), episode.state if episode else None, directory)
     if decision.duplicate:
         return Plan(deliveries=(), record=None, duplicate=True)
-    deliveries = [_delivery(envelope, t, now, directory.version) for t in decision.targets]
+    envelope_json = envelope.model_dump_json()
+    deliveries = [_planned(envelope.message_id, envelope_json, t) for t in decision.targets]
     envelopes = dict(episode.envelopes) if episode else {}
     for redelivery in decision.history:
-        original = Envelope.model_validate_json(envelopes[str(redelivery.message_id)])
-        deliveries.append(_delivery(original, redelivery.target, now, directory.version))
+        original = envelopes[str(redelivery.message_id)]
+        deliveries.append(_planned(redelivery.message_id, original, redelivery.target))
     if decision.new_state is None:
         return Plan(deliveries=tuple(deliveries), record=None)
-    envelopes[str(envelope.message_id)] = envelope.model_dump_json()
+    envelopes[str(envelope.message_id)] = envelope_json
     return Plan(deliveries=tuple(deliveries), record=EpisodeRecord(decision.new_state, envelopes))

@@ -32,6 +32,16 @@ class Outgoing:
     key: str
 
 
+@dataclass(frozen=True, slots=True)
+class Encoded:
+    """A record already encoded by `topics.codec` (for hot paths that splice bytes)."""
+
+    topic: TopicName
+    body: bytes
+    headers: dict[str, str]
+    key: str
+
+
 class Outbox:
     """The hub's one way to put records on its topics."""
 
@@ -48,11 +58,13 @@ class Outbox:
         (metadata,) = await self.send_many([Outgoing(topic, record, key)])
         return metadata
 
-    async def send_many(self, items: Iterable[Outgoing]) -> list[RecordMetadata]:
+    async def send_many(self, items: Iterable[Outgoing | Encoded]) -> list[RecordMetadata]:
         """Publish records together; return once every one is acknowledged (in input order)."""
         futures: list[asyncio.Future[RecordMetadata]] = []
         for item in items:
-            body, headers = encode(item.record)
+            body, headers = (
+                (item.body, item.headers) if isinstance(item, Encoded) else encode(item.record)
+            )
             future = await self._broker.publish(
                 body,
                 self._settings.topic(item.topic),

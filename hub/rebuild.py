@@ -123,7 +123,7 @@ async def rebuild(
             envelope = decode(Envelope, body, headers)
             if envelope.episode_id is None:
                 continue
-            result = plan(envelope, episodes.get(envelope.episode_id), directory, now)
+            result = plan(envelope, episodes.get(envelope.episode_id), directory)
         except HubError:
             count(report.refused, TopicName.CARE_EPISODE_EVENTS)
             continue

@@ -25,10 +25,12 @@ message only for the hub's own error types, whose texts interpolate nothing.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from datetime import datetime
 from typing import Final, TypeVar
+from uuid import UUID
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from hub.errors import (
     UndecodableMessage,
@@ -36,17 +38,19 @@ from hub.errors import (
     UnknownSchemaVersion,
     ValidationFailed,
 )
-from topics.catalogue import MessageType
+from topics.catalogue import MessageType, UnitKind
 from topics.identifiers import IDENTIFIER_ERROR_TYPES, mask_identity_numbers
 from topics.messages import (
     MESSAGE_ERROR_TYPES,
     SCHEMA_VERSION,
     DeadLetter,
     Delivery,
+    DeliveryRole,
     Envelope,
     Escalation,
     OpsAlert,
     Receipt,
+    UtcDatetime,
 )
 
 __all__ = [
@@ -57,6 +61,7 @@ __all__ = [
     "WireModel",
     "decode",
     "decode_envelope",
+    "delivery_encoder",
     "describe_validation_error",
     "parse_json",
     "encode",
@@ -93,6 +98,35 @@ def encode(model: WireModel) -> tuple[bytes, dict[str, str]]:
         record_type = RECORD_TYPES[type(model)]
     headers = {SCHEMA_VERSION_HEADER: SCHEMA_VERSION, MESSAGE_TYPE_HEADER: record_type}
     return model.model_dump_json().encode("utf-8"), headers
+
+
+_INSTANT_JSON: Final = TypeAdapter(UtcDatetime)
+
+
+def delivery_encoder(
+    routed_at: datetime, directory_version: int
+) -> Callable[[str, UUID, str, UnitKind, DeliveryRole], tuple[bytes, dict[str, str]]]:
+    """A fast encoder of `Delivery` records for one routing pass (the router's hot path).
+
+    It splices the envelope's canonical JSON (``Envelope.model_dump_json()``) into the delivery
+    instead of building and serialising a `Delivery` model per recipient: the bytes are exactly
+    those of ``encode(Delivery(...))`` (pinned by a test), at a fraction of the cost.
+    """
+    instant = _INSTANT_JSON.dump_json(routed_at).decode()
+    headers = {SCHEMA_VERSION_HEADER: SCHEMA_VERSION, MESSAGE_TYPE_HEADER: RECORD_TYPES[Delivery]}
+
+    def encode_one(
+        envelope_json: str, delivery_id: UUID, recipient: str, kind: UnitKind, role: DeliveryRole
+    ) -> tuple[bytes, dict[str, str]]:
+        body = (
+            f'{{"delivery_id":"{delivery_id}","message":{envelope_json},'
+            f'"recipient":{json.dumps(recipient)},"recipient_kind":"{kind.value}",'
+            f'"role":"{role.value}","routed_at":{instant},'
+            f'"directory_version":{int(directory_version)}}}'
+        )
+        return body.encode("utf-8"), dict(headers)
+
+    return encode_one
 
 
 def decode_envelope(body: bytes, headers: Mapping[str, str | bytes]) -> Envelope:

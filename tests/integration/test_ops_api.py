@@ -19,12 +19,14 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from aiokafka.errors import KafkaTimeoutError
+from fastapi import FastAPI
 
 from hub.app import Hub, Part
 from hub.calendar import STOCKHOLM
 from hub.clock import FixedClock
 from hub.links import LinkAction, sign
-from hub.ops.api import build_api
+from hub.ops.api import ReceiptPublisher, build_api, get_publisher
 from hub.ops.deadletters import KafkaDeadLetterCounter
 from hub.ops.keys import UnitKeyStore, new_unit_key
 from hub.ops.receipts import receipt_id_for
@@ -67,6 +69,7 @@ class Running:
     settings: Settings
     clock: FixedClock
     client: httpx.AsyncClient
+    app: FastAPI
     admission: Envelope
     keys: dict[str, str]
 
@@ -133,7 +136,7 @@ async def running(bootstrap: str, topic_prefix: str, tmp_path: Path) -> AsyncIte
         )
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://ops.test") as client:
-            yield Running(hub, settings, clock, client, admission, keys)
+            yield Running(hub, settings, clock, client, app, admission, keys)
     finally:
         stop.set()
         await runner
@@ -325,6 +328,40 @@ async def test_signed_receipt_link_works_once(running: Running) -> None:
     assert stored.receipt_id == expected.receipt_id
 
 
+class _BrokerDown:
+    """A publisher whose broker never acknowledges."""
+
+    async def send(self, topic: object, record: object, key: str) -> object:
+        msg = "no ack"
+        raise KafkaTimeoutError(msg)
+
+
+async def test_a_receipt_the_broker_did_not_take_is_503_and_not_receipted(
+    running: Running,
+) -> None:
+    """Without the broker's ack the API answers 503 (retry later) and the link page says so."""
+    down: ReceiptPublisher = _BrokerDown()
+    running.app.dependency_overrides[get_publisher] = lambda: down
+    try:
+        response = await running.client.post(
+            f"/v1/units/{HERTSO}/receipts",
+            json={"delivery_id": str(running.delivery(HERTSO)), "receipted_by": STAFF},
+            headers=running.auth(HERTSO),
+        )
+        page = await running.client.get(
+            running.link(LinkAction.RECEIPT, running.delivery(LULEA_BIS))
+        )
+    finally:
+        running.app.dependency_overrides.clear()
+    assert response.status_code == 503, response.text
+    assert response.headers["Retry-After"] == "5"
+    assert response.json()["detail"].startswith("the message broker is unavailable")
+    assert page.status_code == 503, page.text
+    assert "<h1>Försök igen om en stund</h1>" in page.text
+    assert "Ingenting är kvitterat ännu" in page.text
+    assert await running.receipts_on_topic(expected=1, timeout_s=2.0) == []
+
+
 @pytest.mark.parametrize(
     ("name", "status", "heading", "text"),
     [
@@ -485,6 +522,7 @@ async def test_ops_endpoints_report_the_backlog_without_patient_data(running: Ru
         lambda: client.get("/metrics"),
         lambda r: "hub_dead_letters 1.0" in r.text,
         what="dead letter counted in /metrics",
+        timeout_s=15.0,
     )
     assert metrics.headers["content-type"].startswith("text/plain; version=0.0.4")
     for line in (
