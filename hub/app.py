@@ -15,6 +15,7 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from fastapi import FastAPI
 from faststream.kafka import KafkaBroker
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -30,6 +31,10 @@ from hub.errors import ConfigurationError
 from hub.logs import get_logger
 from hub.notify.store_log import StoreNotificationLog
 from hub.oncall import OnCallConfig, load_oncall_config
+from hub.ops.api import build_api
+from hub.ops.deadletters import KafkaDeadLetterCounter
+from hub.ops.keys import UnitKeyStore
+from hub.ops.server import serve
 from hub.provision import ensure_topics
 from hub.publishing import Outbox
 from hub.scanner import Scanner, build_scheduler
@@ -48,6 +53,7 @@ class Part(StrEnum):
     TRACKER = "tracker"
     NOTIFIER = "notifier"
     SCANNER = "scanner"
+    API = "api"  # recipient API, signed links, ops API, /metrics, dashboard
 
 
 ALL_PARTS = frozenset(Part)
@@ -81,6 +87,7 @@ class Hub:
     oncall: OnCallConfig
     scanner: Scanner
     parts: frozenset[Part] = field(default_factory=lambda: ALL_PARTS)
+    api: FastAPI | None = None
 
     @classmethod
     async def open(
@@ -122,8 +129,31 @@ class Hub:
                 ConsumeGuard("notifier", outbox, clock),
             )
         scanner = Scanner(store, directory, oncall, outbox, base_url=settings.public_base_url)
+        api = None
+        if Part.API in selected:
+            keys_file = settings.ops.unit_keys_file
+            api = build_api(
+                settings,
+                store,
+                outbox,
+                directory,
+                clock,
+                UnitKeyStore.from_file(keys_file) if keys_file else UnitKeyStore(),
+                options=settings.ops,
+                dead_letters=KafkaDeadLetterCounter(settings, settings.ops.metrics_kafka_timeout_s),
+            )
         return cls(
-            settings, clock, engine, store, broker, outbox, directory, oncall, scanner, selected
+            settings,
+            clock,
+            engine,
+            store,
+            broker,
+            outbox,
+            directory,
+            oncall,
+            scanner,
+            selected,
+            api,
         )
 
     async def run(self, stop: asyncio.Event, *, scan_interval_s: float = 60.0) -> None:
@@ -140,6 +170,10 @@ class Hub:
             try:
                 async with asyncio.TaskGroup() as tasks:
                     watcher = tasks.create_task(self.watch_directory(stop))
+                    if self.api is not None:
+                        # Inside the broker's lifetime: receipts from HTTP publish via the outbox.
+                        ops = self.settings.ops
+                        tasks.create_task(serve(self.api, stop, host=ops.host, port=ops.port))
                     await stop.wait()
                     watcher.cancel()
             finally:

@@ -38,6 +38,7 @@ from hub.clock import AcceleratedClock
 from hub.directory import Directory
 from hub.logs import configure_logging
 from hub.notify.smtp_sink import read_messages
+from hub.ops.settings import OpsSettings
 from hub.publishing import Outgoing
 from hub.settings import KafkaSettings, Settings, SmtpSettings
 from hub.store.engine import create_engine
@@ -136,9 +137,12 @@ class Narrator:
 
 
 async def _demo(bootstrap: str, smtp_port: int) -> None:
+    ops_port = free_port_pairs(1)[0][0]
     settings = Settings(
         kafka=KafkaSettings(bootstrap_servers=bootstrap, topic_prefix="demo."),
         smtp=SmtpSettings(port=smtp_port),
+        ops=OpsSettings(port=ops_port, dashboard_poll_s=1.0),
+        public_base_url=f"http://127.0.0.1:{ops_port}",
         database_url=f"sqlite+aiosqlite:///{(RUN_DIR / 'hub.sqlite3').resolve()}",
         log_format="json",
     )
@@ -179,6 +183,7 @@ async def _demo(bootstrap: str, smtp_port: int) -> None:
 
         runner = asyncio.create_task(hub.run(stop, scan_interval_s=1.0))
         narration = asyncio.create_task(narrator.run(stop))
+        console.print(f"Översikt (dashboard) under körningen: http://127.0.0.1:{ops_port}/")
         console.print(
             f"Simulerad tid {_local(SIM_START)} – {_local(SIM_END - timedelta(minutes=1))},"
             f" {SPEED:.0f}× snabbare; {len(events_in_window)} händelser."

@@ -21,6 +21,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from hub.ops.settings import OpsSettings
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 NORRBOTTEN = REPO_ROOT / "deploy" / "norrbotten"
 
@@ -80,6 +82,7 @@ class Settings(BaseSettings):
     kafka: KafkaSettings = KafkaSettings()
     smtp: SmtpSettings = SmtpSettings()
     gateway: GatewaySettings = GatewaySettings()
+    ops: OpsSettings = OpsSettings()
     database_url: str = "sqlite+aiosqlite:///./.run/hub.sqlite3"
     time_zone: str = "Europe/Stockholm"
     language: Literal["sv", "en"] = "sv"

@@ -14,7 +14,6 @@ No browser build is downloaded: ``browser_type_launch_args`` points Playwright a
 from __future__ import annotations
 
 import asyncio
-import shutil
 import socket
 import threading
 import uuid
@@ -48,15 +47,6 @@ from topics.messages import AlertSeverity, OpsAlert, Receipt, ReceiptChannel
 pytestmark = pytest.mark.browser
 
 ARTIFACTS = REPO_ROOT / "test-artifacts"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 HERTSO = "SE2321000230-SYNHCHERTSO"
 LULEA_HSV = "SE2120000000-SYN2580HSV"
@@ -66,30 +56,6 @@ PATIENT = "19121212-1212"  # the examples' patient: must never reach the page
 NOW = datetime(2026, 12, 28, 12, 0, tzinfo=STOCKHOLM)  # Monday after Christmas
 
 T = TypeVar("T")
-
-
-@pytest.fixture(scope="session")
-def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[str, Any]:
-    """Debian's chromium, headless and quiet: no browser download, no calls home."""
-    chromium = shutil.which("chromium")
-    if chromium is None:
-        pytest.fail("chromium is not installed: apt-get install -y chromium", pytrace=False)
-    return {
-        **browser_type_launch_args,
-        "executable_path": chromium,
-        "headless": True,
-        "args": CHROMIUM_ARGS,
-    }
-
-
-@pytest.fixture(scope="session")
-def base_url() -> str | None:
-    """No base URL: pages are opened by absolute URL (the ops app's port is chosen per test).
-
-    Defined here because pytest-playwright's fallback fixture (used when pytest-base-url is
-    not installed) triggers pytest 9's deprecation warning, which this suite turns into an error.
-    """
-    return None
 
 
 class _NoBroker:
