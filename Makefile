@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: install demo test test-fast test-cluster lint fmt typecheck check bench bench-smoke kafka-up kafka-down clean system-deps
+.PHONY: install demo test test-fast test-browser test-cluster lint fmt typecheck check bench bench-smoke kafka-up kafka-down clean system-deps
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -25,12 +25,19 @@ demo: install
 	$(PY) -m hub.demo
 
 ## Every test: starts its own Kafka broker(s), SMTP server, PostgreSQL and Chromium.
+## The browser tests run in a pytest process of their own: Playwright's sync API keeps an
+## event loop running in the main thread, which pytest-asyncio's tests cannot share.
 test: install system-deps
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not browser" $(PYTEST_ARGS)
+	$(PY) -m pytest -m browser $(PYTEST_ARGS)
 
 ## Unit and handler tests only (no broker).
 test-fast: install
 	$(PY) -m pytest -m "not kafka and not cluster and not slow and not browser and not postgres" $(PYTEST_ARGS)
+
+## The dashboard in Debian's Chromium (Playwright).
+test-browser: install system-deps
+	$(PY) -m pytest -m browser $(PYTEST_ARGS)
 
 ## Long fault tests on the three-node cluster.
 test-cluster: install

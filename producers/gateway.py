@@ -39,7 +39,7 @@ import asyncio
 import hashlib
 import json
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from http import HTTPStatus
 from pathlib import Path
@@ -54,11 +54,11 @@ from pydantic import BaseModel, ConfigDict
 
 from hub.errors import UndecodableMessage
 from hub.logs import get_logger
+from hub.problems import FieldErrorBody, Problem, Refusal
 from hub.settings import REPO_ROOT, Settings
 from producers.apikeys import ApiKeyStore, GatewaySettings
 from producers.sdk import (
     BrokerUnavailable,
-    FieldError,
     HubClient,
     InvalidEnvelope,
     PublishRefused,
@@ -102,28 +102,6 @@ class Accepted(BaseModel):
     offset: int
 
 
-class FieldErrorBody(BaseModel):
-    """One broken rule: the field path, pydantic's error type and a message without input."""
-
-    model_config = ConfigDict(frozen=True)
-
-    field: str
-    type: str
-    message: str
-
-
-class Problem(BaseModel):
-    """Why a request was refused (RFC 9457 problem details); ``errors`` only on 422."""
-
-    model_config = ConfigDict(frozen=True)
-
-    type: str = "about:blank"
-    title: str
-    status: int
-    detail: str
-    errors: list[FieldErrorBody] | None = None
-
-
 class Health(BaseModel):
     """Whether the gateway can reach Kafka."""
 
@@ -133,39 +111,10 @@ class Health(BaseModel):
     broker: Literal["reachable", "unreachable"]
 
 
-class _Rejection(Exception):
-    """An answer other than 202: raised by the endpoint, rendered by a handler."""
+class _Rejection(Refusal):
+    """An answer other than 202 (plain ``application/json``, as the gateway always answered)."""
 
-    def __init__(
-        self,
-        status: HTTPStatus,
-        detail: str,
-        *,
-        errors: Sequence[FieldError] = (),
-        headers: Mapping[str, str] | None = None,
-    ) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.detail = detail
-        self.errors = tuple(errors)
-        self.headers = dict(headers or {})
-
-    def response(self) -> JSONResponse:
-        problem = Problem(
-            title=self.status.phrase,
-            status=self.status.value,
-            detail=self.detail,
-            errors=[
-                FieldErrorBody(field=e.field, type=e.type, message=e.message) for e in self.errors
-            ]
-            if self.status is HTTPStatus.UNPROCESSABLE_ENTITY
-            else None,
-        )
-        return JSONResponse(
-            problem.model_dump(mode="json", exclude_none=True),
-            status_code=self.status.value,
-            headers=self.headers,
-        )
+    media_type = None
 
 
 # Module-level: FastAPI resolves the endpoint's (postponed) annotations in this namespace.

@@ -36,7 +36,7 @@ Store, clock, settings, directory, keys and publisher reach the endpoints throug
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
@@ -71,6 +71,7 @@ from hub.ops.views import (
     SummaryView,
     delivery_view,
 )
+from hub.problems import FieldErrorBody, Problem, Refusal
 from hub.settings import Settings
 from hub.store.repository import Store
 from producers.sdk import FieldError, field_errors
@@ -142,28 +143,6 @@ class ReceiptAnswer(BaseModel):
     receipted_at: datetime | None
 
 
-class FieldErrorBody(BaseModel):
-    """One broken rule: the field path, pydantic's error type and a message without input."""
-
-    model_config = ConfigDict(frozen=True)
-
-    field: str
-    type: str
-    message: str
-
-
-class Problem(BaseModel):
-    """Why a request was refused (RFC 9457 problem details); ``errors`` only on 422."""
-
-    model_config = ConfigDict(frozen=True)
-
-    type: str = "about:blank"
-    title: str
-    status: int
-    detail: str
-    errors: list[FieldErrorBody] | None = None
-
-
 class Health(BaseModel):
     """Whether the ops app can read its store."""
 
@@ -173,40 +152,7 @@ class Health(BaseModel):
     store: Literal["reachable", "unreachable"]
 
 
-class _Refusal(Exception):
-    """An API answer other than success: raised by an endpoint, rendered by a handler."""
-
-    def __init__(
-        self,
-        status: HTTPStatus,
-        detail: str,
-        *,
-        errors: Sequence[FieldError] = (),
-        headers: Mapping[str, str] | None = None,
-    ) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.detail = detail
-        self.errors = tuple(errors)
-        self.headers = dict(headers or {})
-
-    def response(self) -> JSONResponse:
-        problem = Problem(
-            title=self.status.phrase,
-            status=self.status.value,
-            detail=self.detail,
-            errors=[
-                FieldErrorBody(field=e.field, type=e.type, message=e.message) for e in self.errors
-            ]
-            if self.status is HTTPStatus.UNPROCESSABLE_ENTITY
-            else None,
-        )
-        return JSONResponse(
-            problem.model_dump(mode="json", exclude_none=True),
-            status_code=self.status.value,
-            headers=self.headers,
-            media_type="application/problem+json",
-        )
+_Refusal = Refusal
 
 
 # --- dependencies ------------------------------------------------------------------------------
