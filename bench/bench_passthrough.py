@@ -108,7 +108,10 @@ async def raw_passthrough(
         max_poll_records=500,
     )
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5,
+        bootstrap_servers=bootstrap,
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=5,
         max_batch_size=256 * 1024,
     )
     await producer.start()
@@ -168,14 +171,16 @@ async def main_async(messages: int, rounds: int, timeout_s: float) -> None:
             source = settings.topic(TopicName.CARE_EPISODE_EVENTS)
             admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
             await admin.start()
-            await admin.create_topics(
-                [NewTopic(source, 6, 1), NewTopic(f"{prefix}raw-out", 6, 1)]
-            )
+            await admin.create_topics([NewTopic(source, 6, 1), NewTopic(f"{prefix}raw-out", 6, 1)])
             await admin.close()
             count = messages if round_no else min(messages, 2000)
             await publish(bootstrap, source, items[:count])
-            raw1 = await raw_passthrough(bootstrap, source, f"{prefix}raw-out", f"{prefix}raw1", count, 1)
-            raw3 = await raw_passthrough(bootstrap, source, f"{prefix}raw-out", f"{prefix}raw3", count, 3)
+            raw1 = await raw_passthrough(
+                bootstrap, source, f"{prefix}raw-out", f"{prefix}raw1", count, 1
+            )
+            raw3 = await raw_passthrough(
+                bootstrap, source, f"{prefix}raw-out", f"{prefix}raw3", count, 3
+            )
             routed = await hub_router(settings, count, timeout_s)
             if round_no:
                 rows["raw 1:1"].append(count / raw1)
@@ -187,18 +192,26 @@ async def main_async(messages: int, rounds: int, timeout_s: float) -> None:
             )
     baseline = statistics.median(rows["raw 1:1"])
     table = [
-        [name, f"{messages:,}", f"{statistics.median(rates):,.0f}", f"{statistics.median(rates) / baseline:.2f}"]
+        [
+            name,
+            f"{messages:,}",
+            f"{statistics.median(rates):,.0f}",
+            f"{statistics.median(rates) / baseline:.2f}",
+        ]
         for name, rates in rows.items()
     ]
+    described = ", ".join(f"{k} {v}" for k, v in env.items())
     print_table(
-        f"Routed throughput, median of {rounds} rounds ({', '.join(f'{k} {v}' for k, v in env.items())})",
+        f"Routed throughput, median of {rounds} rounds ({described})",
         ["variant", "messages", "msg/s", "ratio to raw 1:1"],
         table,
     )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--messages", type=int, default=200_000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--timeout", type=float, default=1800.0, help="per hub round, seconds")

@@ -227,7 +227,8 @@ async def _summary(
     console.print(
         f"Leveranser {totals.deliveries}, kvitterade {totals.receipted}, okvitterade {totals.open};"
         f" eskaleringar per nivå {dict(sorted(totals.escalations_by_level.items()))};"
-        f" e-post skickade {totals.notifications_sent}, mottagna av SMTP-sänkan {len(narrator.mail)}."
+        f" e-post skickade {totals.notifications_sent},"
+        f" mottagna av SMTP-sänkan {len(narrator.mail)}."
     )
     units = Table("enhet", "okvitterade", "äldsta väntat")
     for row in sorted(backlog, key=lambda b: -b.count)[:8]:

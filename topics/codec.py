@@ -63,8 +63,8 @@ __all__ = [
     "decode_envelope",
     "delivery_encoder",
     "describe_validation_error",
-    "parse_json",
     "encode",
+    "parse_json",
 ]
 
 SCHEMA_VERSION_HEADER: Final = "schema-version"

@@ -55,7 +55,7 @@ TOPICS: tuple[TopicSpec, ...] = (
         key="episode_id (message_id for messages outside an episode): order per stay",
         partitions=6,
         retention_ms=400 * DAY_MS,
-        description="Messages from journal systems, validated envelopes (topics.messages.Envelope).",
+        description="Messages from journal systems as validated envelopes (Envelope).",
     ),
     TopicSpec(
         TopicName.DELIVERIES,
@@ -90,7 +90,7 @@ TOPICS: tuple[TopicSpec, ...] = (
         key="alert kind",
         partitions=1,
         retention_ms=30 * DAY_MS,
-        description="Operations alerts: unroutable messages, roster gaps (topics.messages.OpsAlert).",
+        description="Operations alerts: unroutable messages, roster gaps (OpsAlert).",
     ),
 )
 

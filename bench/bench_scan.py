@@ -1,0 +1,398 @@
+"""Scan cost: one escalation scan (`Scanner.scan(now)`) against the open work and the history.
+
+Three stores per database, each seeded fresh with raw bulk inserts (SQLite: one transaction,
+journal and fsync off while seeding only; PostgreSQL: COPY through asyncpg, then VACUUM ANALYZE as
+autovacuum would), then opened by the hub's own `Store`:
+
+* `--small` open deliveries, all due (default 10,000);
+* `--large` open deliveries, all due (default 100,000; the issue's figure is 1,000,000);
+* `--small` open deliveries plus `--history` receipted ones (default 1,000,000; the issue's
+  figure is 10,000,000), older, as a year of traffic leaves them.
+
+Open deliveries are spread evenly over the directory's recipient units, routed 1-2 h ago and due
+0-30 min ago (so level 1, the unit's mailbox, is reached and level 2 is not). Rows carry a real
+envelope (539 bytes of JSON), as the tracker stores them. History ids are sequential (fast to
+insert); open ones are random, as the hub's are.
+
+For each store the table gives the **first scan** (everything is newly due: one level-1 digest
+per unit is recorded and published to a real broker) and the median of `--rounds` **repeat
+scans** at the same instant (nothing new to send: the steady cost of every scan while that much
+work is open), plus the time of the read alone (`Store.open_deliveries_due_before`, paged as the
+scanner pages). Ratios are against the small store of the same database.
+
+    python -m bench.bench_scan --large 1000000 --history 10000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import io
+import pstats
+import sqlite3
+import statistics
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import asyncpg
+
+from bench.common import local_kafka, print_table
+from bench.support import (
+    describe,
+    load_average,
+    local_postgres,
+    run_environment,
+    sqlite_url,
+)
+from hub.broker import build_broker
+from hub.directory import DirectoryHistory, load_directory
+from hub.escalation import EscalationPolicy
+from hub.logs import configure_logging
+from hub.oncall import load_oncall_config
+from hub.ops.views import RECIPIENT_KINDS
+from hub.provision import ensure_topics
+from hub.publishing import Outbox
+from hub.scanner import PAGE, Scanner
+from hub.settings import KafkaSettings, Settings
+from hub.store.engine import create_engine
+from hub.store.migrate import upgrade
+from hub.store.repository import Store
+from topics.catalogue import MessageType
+from topics.examples import load_example
+
+COLUMNS = (
+    "delivery_id",
+    "message_id",
+    "message_type",
+    "episode_id",
+    "recipient",
+    "recipient_kind",
+    "role",
+    "routed_at",
+    "due_at",
+    "directory_version",
+    "envelope_json",
+    "receipted_at",
+    "receipt_id",
+    "highest_level_sent",
+    "acknowledged_at",
+)
+CHUNK = 100_000
+Row = tuple[object, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Case:
+    name: str
+    pending: int
+    history: int
+
+
+@dataclass(frozen=True, slots=True)
+class Measured:
+    case: Case
+    seed_s: float
+    first_s: float
+    first_digests: int
+    repeat_s: float
+    read_s: float
+
+
+# --- rows -------------------------------------------------------------------------------------
+
+
+def _instants(base: datetime, spread: timedelta, count: int) -> list[datetime]:
+    """A small pool of instants in [base - spread, base], reused across rows (cheap to make)."""
+    return [base - spread * (i / count) for i in range(count)]
+
+
+def pending_rows(count: int, units: list[tuple[str, str]], now: datetime) -> Iterator[Row]:
+    """Open deliveries, spread evenly over ``units``, routed 1-2 h ago and due 0-30 min ago."""
+    envelope = load_example(MessageType.ADMISSION_NOTICE).model_dump_json()
+    routed = _instants(now - timedelta(hours=1), timedelta(hours=1), 4096)
+    due = _instants(now, timedelta(minutes=30), 4096)
+    for i in range(count):
+        unit, kind = units[i % len(units)]
+        yield (
+            uuid.uuid4(),
+            uuid.uuid4(),
+            "admission_notice",
+            f"bench-{i // 3}",
+            unit,
+            kind,
+            "recipient",
+            routed[i % 4096],
+            due[(i * 7) % 4096],
+            1,
+            envelope,
+            None,
+            None,
+            0,
+            None,
+        )
+
+
+def history_rows(count: int, units: list[tuple[str, str]], now: datetime) -> Iterator[Row]:
+    """Receipted deliveries of the past 400 days (sequential ids: fast to insert)."""
+    envelope = load_example(MessageType.ADMISSION_NOTICE).model_dump_json()
+    routed = _instants(now - timedelta(days=2), timedelta(days=400), 8192)
+    base = uuid.uuid4().int & ~((1 << 64) - 1)
+    for i in range(count):
+        unit, kind = units[i % len(units)]
+        at = routed[i % 8192]
+        yield (
+            uuid.UUID(int=base | i),
+            uuid.UUID(int=base | (1 << 40) | i),
+            "admission_notice",
+            f"hist-{i // 3}",
+            unit,
+            kind,
+            "recipient",
+            at,
+            at + timedelta(hours=18),
+            1,
+            envelope,
+            at + timedelta(hours=3),
+            uuid.UUID(int=base | (2 << 40) | i),
+            0,
+            None,
+        )
+
+
+# --- seeding ----------------------------------------------------------------------------------
+
+
+def _sqlite_value(value: object) -> object:
+    if isinstance(value, uuid.UUID):
+        return value.hex
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+    return value
+
+
+def seed_sqlite(path: Path, batches: list[Iterator[Row]]) -> None:
+    """Bulk insert in one transaction, journal and fsync off (seeding only), then WAL again."""
+    connection = sqlite3.connect(path, isolation_level=None)
+    try:
+        connection.execute("PRAGMA journal_mode=OFF")
+        connection.execute("PRAGMA synchronous=OFF")
+        connection.execute("PRAGMA cache_size=-1000000")  # 1 GB of page cache while seeding
+        placeholders = ", ".join("?" for _ in COLUMNS)
+        sql = f"INSERT INTO deliveries ({', '.join(COLUMNS)}) VALUES ({placeholders})"  # noqa: S608 - fixed column names
+        connection.execute("BEGIN")
+        for rows in batches:
+            while chunk := [
+                tuple(map(_sqlite_value, r)) for _, r in zip(range(CHUNK), rows, strict=False)
+            ]:
+                connection.executemany(sql, chunk)
+        connection.execute("COMMIT")
+        connection.execute("PRAGMA journal_mode=WAL")
+    finally:
+        connection.close()
+
+
+async def seed_postgres(url: str, batches: list[Iterator[Row]]) -> None:
+    """COPY in chunks, then VACUUM ANALYZE (what autovacuum does soon after a bulk load)."""
+    connection = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        for rows in batches:
+            while chunk := [r for _, r in zip(range(CHUNK), rows, strict=False)]:
+                await connection.copy_records_to_table(
+                    "deliveries", records=chunk, columns=list(COLUMNS)
+                )
+        await connection.execute("VACUUM ANALYZE deliveries")
+    finally:
+        await connection.close()
+
+
+# --- measuring --------------------------------------------------------------------------------
+
+
+async def read_open_due(store: Store, now: datetime, top_level: int) -> int:
+    """What the scanner reads, paged the same way, and nothing else."""
+    count = 0
+    after = None
+    while True:
+        page = await store.open_deliveries_due_before(now, PAGE, after=after, below_level=top_level)
+        count += len(page)
+        if len(page) < PAGE:
+            return count
+        after = (page[-1].due_at, page[-1].delivery_id)
+
+
+async def measure(
+    case: Case, url: str, seed: float, settings: Settings, outbox: Outbox, args: argparse.Namespace
+) -> Measured:
+    engine = create_engine(url)
+    try:
+        store = Store(engine)
+        directory = DirectoryHistory(load_directory(settings.directory_file))
+        scanner = Scanner(
+            store,
+            directory,
+            load_oncall_config(settings.oncall_file),
+            outbox,
+            base_url=settings.public_base_url,
+        )
+        now = args.now
+        started = time.perf_counter()
+        first = await scanner.scan(now)
+        first_s = time.perf_counter() - started
+        repeats = []
+        for _ in range(args.rounds):
+            started = time.perf_counter()
+            await scanner.scan(now)
+            repeats.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        read = await read_open_due(store, now, EscalationPolicy().top_level)
+        read_s = time.perf_counter() - started
+        if read != case.pending:
+            msg = f"{case.name}: read {read} open due deliveries, seeded {case.pending}"
+            raise RuntimeError(msg)
+        if args.profile and case.pending == args.large:
+            # One more repeat scan, under the profiler (which slows it): where the time goes.
+            profiler = cProfile.Profile()
+            profiler.enable()
+            await scanner.scan(now)
+            profiler.disable()
+            text = io.StringIO()
+            pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(14)
+            print(f"profile of one repeat scan, {case.name}:\n{text.getvalue()}")
+    finally:
+        await engine.dispose()
+    return Measured(case, seed, first_s, first.digests, statistics.median(repeats), read_s)
+
+
+async def run_store(
+    kind: str,
+    cases: list[Case],
+    settings: Settings,
+    outbox: Outbox,
+    args: argparse.Namespace,
+    scratch: Path,
+) -> list[Measured]:
+    directory = load_directory(settings.directory_file)
+    units = sorted(
+        (u.hsa_id, u.kind.value) for u in directory.units if u.active and u.kind in RECIPIENT_KINDS
+    )
+    results = []
+    if kind == "postgresql":
+        with local_postgres() as server:
+            for case in cases:
+                name = server.create_database("hub_scan")
+                url = server.url(name)
+                await upgrade(url)
+                started = time.perf_counter()
+                await seed_postgres(url, _batches(case, units, args.now))
+                seeded = time.perf_counter() - started
+                results.append(await measure(case, url, seeded, settings, outbox, args))
+                server.drop_database(name)
+                _progress(kind, results[-1])
+        return results
+    for number, case in enumerate(cases):
+        path = scratch / f"scan-{number}.sqlite3"
+        url = sqlite_url(path)
+        await upgrade(url)
+        started = time.perf_counter()
+        await asyncio.to_thread(seed_sqlite, path, _batches(case, units, args.now))
+        seeded = time.perf_counter() - started
+        results.append(await measure(case, url, seeded, settings, outbox, args))
+        await asyncio.to_thread(_remove, scratch, f"scan-{number}.sqlite3*")
+        _progress(kind, results[-1])
+    return results
+
+
+def _remove(folder: Path, pattern: str) -> None:
+    for leftover in folder.glob(pattern):
+        leftover.unlink()
+
+
+def _batches(case: Case, units: list[tuple[str, str]], now: datetime) -> list[Iterator[Row]]:
+    # History first: it is older, so it sits before the open work in the table, as in life.
+    return [history_rows(case.history, units, now), pending_rows(case.pending, units, now)]
+
+
+def _progress(kind: str, m: Measured) -> None:
+    print(
+        f"{kind} {m.case.name}: seeded in {m.seed_s:.1f} s, first scan {m.first_s:.3f} s"
+        f" ({m.first_digests} digests), repeat {m.repeat_s:.3f} s, read {m.read_s:.3f} s"
+    )
+
+
+async def main_async(args: argparse.Namespace) -> None:
+    env = run_environment(rounds=args.rounds)
+    cases = [
+        Case(f"{args.small:,} open", args.small, 0),
+        Case(f"{args.large:,} open", args.large, 0),
+        Case(f"{args.small:,} open + {args.history:,} receipted", args.small, args.history),
+    ]
+    table: list[list[str]] = []
+    with tempfile.TemporaryDirectory(prefix="bench-scan-") as scratch, local_kafka() as kafka:
+        log = (Path(scratch) / "hub.log").open("w", encoding="utf-8")
+        configure_logging("json", "WARNING", stream=log)
+        settings = Settings(
+            kafka=KafkaSettings(bootstrap_servers=kafka.bootstrap, topic_prefix="scan.")
+        )
+        await ensure_topics(settings)
+        broker = build_broker(settings)
+        async with asyncio.timeout(args.max_wall), broker:
+            await broker.connect()
+            outbox = Outbox(broker, settings)
+            for kind in args.stores.split(","):
+                results = await run_store(kind, cases, settings, outbox, args, Path(scratch))
+                base = results[0]
+                table += [
+                    [
+                        kind,
+                        m.case.name,
+                        f"{m.seed_s:.0f}",
+                        f"{m.first_s:.3f}",
+                        f"{m.repeat_s:.3f}",
+                        f"{m.read_s:.3f}",
+                        f"{m.repeat_s / base.repeat_s:.2f}",
+                        f"{m.first_s / base.first_s:.2f}",
+                    ]
+                    for m in results
+                ]
+        log.close()
+    print_table(
+        "Escalation scan cost (seconds)",
+        [
+            "store",
+            "deliveries",
+            "seeded in",
+            "first scan",
+            "repeat scan (median)",
+            "read open due",
+            "repeat ratio",
+            "first ratio",
+        ],
+        table,
+    )
+    print(describe({**env, "load avg at end": load_average()}))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--stores", default="sqlite,postgresql")
+    parser.add_argument("--small", type=int, default=10_000, help="open deliveries, small case")
+    parser.add_argument("--large", type=int, default=100_000, help="open deliveries, large case")
+    parser.add_argument("--history", type=int, default=1_000_000, help="receipted rows")
+    parser.add_argument("--rounds", type=int, default=3, help="repeat scans per store")
+    parser.add_argument("--profile", action="store_true", help="cProfile the large repeat scans")
+    parser.add_argument("--max-wall", type=float, default=3600.0, help="whole run, seconds")
+    args = parser.parse_args()
+    args.now = datetime.now(UTC)
+    asyncio.run(main_async(args))
+
+
+if __name__ == "__main__":
+    main()
