@@ -219,6 +219,7 @@ async def _summary(
         backlog = await store.unreceipted_by_unit(SIM_END)
     finally:
         await engine.dispose()
+    narrator.mail = read_messages(narrator.mail_dir)  # what arrived while stopping too
     console.rule("Sammanfattning")
     table = Table("meddelandetyp", "publicerade")
     for kind, count in sorted(published.items()):

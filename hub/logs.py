@@ -96,9 +96,17 @@ def configure_logging(
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    # Third-party chatter: keep warnings, drop per-request INFO noise.
-    for noisy in ("aiokafka", "kafka", "apscheduler", "sqlalchemy.engine", "uvicorn.access"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+    # FastStream gives its loggers a coloured stdout handler of their own and stops them
+    # propagating: send them through this chain instead (one stream, redacted).
+    for name in [n for n in logging.root.manager.loggerDict if n.startswith("faststream")]:
+        own = logging.getLogger(name)
+        own.handlers.clear()
+        own.propagate = True
+    # Third-party chatter: keep warnings, drop per-record and per-request INFO noise.
+    noisy = ("aiokafka", "kafka", "apscheduler", "sqlalchemy.engine", "uvicorn.access")
+    noisy += ("faststream",)
+    for name in noisy:
+        logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
 
 
 def get_logger(name: str | None = None) -> structlog.stdlib.BoundLogger:
