@@ -46,7 +46,7 @@ from hub.errors import HubError, TransientError, ValidationFailed
 from hub.logs import get_logger
 from hub.settings import Settings
 from topics.catalogue import MessageType
-from topics.codec import parse_json, describe_validation_error, encode
+from topics.codec import describe_validation_error, encode, parse_json
 from topics.identifiers import IDENTIFIER_ERROR_TYPES, TODAY_CONTEXT_KEY, mask_identity_numbers
 from topics.messages import MESSAGE_ERROR_TYPES, Envelope, PayloadModel, PlanningAction
 from topics.topics import TopicName
