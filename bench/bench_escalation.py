@@ -88,7 +88,7 @@ def seed_rows(units: list[Unit], per_unit: int, now: datetime) -> list[NewDelive
 
 
 def mail_files(outdir: Path) -> list[Path]:
-    return sorted(outdir.glob("*.eml"))
+    return list(outdir.glob("*.eml"))
 
 
 async def one_round(hub: Hub, units: list[Unit], per_unit: int, outdir: Path) -> Round:

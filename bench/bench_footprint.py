@@ -85,6 +85,19 @@ async def play(events: list[SimEvent], rate: float, client: HubClient, outbox: O
 BROKER = "kafka broker (JVM)"
 
 
+async def sample(
+    hubs: dict[str, HubProcess],
+    kafka: KafkaCluster,
+    every_s: float,
+    into: list[tuple[float, dict[str, int | None]]],
+) -> None:
+    """Append (seconds into the load, memory) every ``every_s`` until cancelled."""
+    started = time.perf_counter()
+    while True:
+        await asyncio.sleep(every_s)
+        into.append((time.perf_counter() - started, memory(hubs, kafka)))
+
+
 def memory(hubs: dict[str, HubProcess], kafka: KafkaCluster) -> dict[str, int | None]:
     """VmRSS of every hub process and of the broker, in KiB."""
     for hub in hubs.values():
@@ -94,7 +107,9 @@ def memory(hubs: dict[str, HubProcess], kafka: KafkaCluster) -> dict[str, int | 
 
 async def measure(
     args: argparse.Namespace, kafka: KafkaCluster, scratch: Path, sink: SmtpSink
-) -> tuple[dict[str, dict[str, int | None]], int, Totals]:
+) -> tuple[
+    dict[str, dict[str, int | None]], int, Totals, list[tuple[float, dict[str, int | None]]]
+]:
     """Start the parts, warm up, read memory, play the load, read memory again."""
     settings = Settings(
         kafka=KafkaSettings(bootstrap_servers=kafka.bootstrap, topic_prefix="fp."),
@@ -126,7 +141,14 @@ async def measure(
             await wait_until(stored, 120, "the warm-up message in the store", 0.1)
             await asyncio.sleep(args.settle)
             start = memory(hubs, kafka)
-            played = await play(events, args.rate, client, Outbox(broker, settings))
+            samples: list[tuple[float, dict[str, int | None]]] = []
+            sampler = asyncio.create_task(
+                sample(hubs, kafka, args.duration / args.samples, samples)
+            )
+            try:
+                played = await play(events, args.rate, client, Outbox(broker, settings))
+            finally:
+                sampler.cancel()
             await asyncio.sleep(args.settle)  # let the last records through
             after = memory(hubs, kafka)
             peak: dict[str, int | None] = {part: hub.peak_kib() for part, hub in hubs.items()}
@@ -135,7 +157,7 @@ async def measure(
         for hub in hubs.values():
             hub.stop()
         await engine.dispose()
-    return {"start": start, "after": after, "peak": peak}, played, totals
+    return {"start": start, "after": after, "peak": peak}, played, totals, samples
 
 
 async def main_async(args: argparse.Namespace) -> None:
@@ -147,7 +169,7 @@ async def main_async(args: argparse.Namespace) -> None:
         sink = SmtpSink(scratch / "mail", scratch)
         try:
             async with asyncio.timeout(args.max_wall):
-                readings, played, totals = await measure(args, kafka, scratch, sink)
+                readings, played, totals, samples = await measure(args, kafka, scratch, sink)
         finally:
             sink.stop()
             logging.shutdown()
@@ -167,6 +189,11 @@ async def main_async(args: argparse.Namespace) -> None:
         f"Footprint, RSS in MiB, {played:,} simulator events over {args.duration:.0f} s",
         ["process", "at start", f"after {args.duration:.0f} s", "peak (VmHWM)", "change"],
         rows,
+    )
+    print_table(
+        "Footprint over the run, RSS in MiB",
+        ["seconds into the load", *PARTS, BROKER],
+        [[f"{at:.0f}", *(mib(m.get(p)) for p in [*PARTS, BROKER])] for at, m in samples],
     )
     print(
         f"store after the run: {totals.deliveries:,} deliveries, {totals.receipted:,} receipted,"
@@ -193,6 +220,7 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=60.0, help="seconds of load")
     parser.add_argument("--rate", type=float, default=20.0, help="simulator events per second")
     parser.add_argument("--settle", type=float, default=5.0, help="idle seconds before reading")
+    parser.add_argument("--samples", type=int, default=5, help="readings during the load")
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--max-wall", type=float, default=1200.0, help="whole run, seconds")
     asyncio.run(main_async(parser.parse_args()))

@@ -10,15 +10,18 @@ Per rate, on one fresh broker, with a fresh SQLite store and topic prefix:
   with at most `--in-flight` publishes outstanding and one at a time per episode;
 * a watcher thread polls the store (`SELECT ... WHERE rowid > last`, every `--poll-ms`) and
   notes when each delivery row appears: that row is what the inbox API reads;
-* the inbox API itself (`GET /v1/units/{hsa_id}/deliveries`, `hub.ops.api.build_api`, uvicorn
-  on loopback in this process) is polled every `--api-poll-ms` for the busiest recipient unit,
-  with that unit's bearer key, at rates up to `--api-max-rate` (above that, serialising whole
-  envelopes every few milliseconds would load the two cores the hub itself needs).
+* the inbox API itself (`GET /v1/units/{hsa_id}/deliveries`, `hub.ops.api.build_api` under
+  uvicorn on loopback, in a process of its own: `bench.inbox_server`) is polled every
+  `--api-poll-ms` for the busiest recipient unit, with that unit's bearer key, at rates up to
+  `--api-max-rate` (above that, serialising whole envelopes every few milliseconds would load
+  the two cores the hub itself needs).
 
 A sample is one delivery: from just before the `publish` call of its message to the moment the
-poll that first returned it finished. Polling adds up to one poll interval. The achieved rate
-is what the publisher managed; when the hub does not keep up, latency grows with the run and the
-figure says so (the drain time and the delivered rate are in the table).
+poll that first returned it finished. Polling adds up to one poll interval. The stage table
+splits the store figure at the router's `routed_at` (when it began the batch) and the delivery
+record's timestamp (when it produced it; milliseconds), read back from the deliveries topic.
+The achieved rate is what the publisher managed; when the hub does not keep up, latency grows
+with the run and the figure says so (the drain time and the delivered rate are in the table).
 
     python -m bench.bench_latency --rates 7,1000 --duration 30
 """
@@ -27,9 +30,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import math
-import socket
+import signal
 import sqlite3
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -40,14 +46,17 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
-from fastapi import FastAPI
+import yaml
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from bench.common import local_kafka, print_table
 from bench.support import (
     HubProcess,
     describe,
     envelopes_of,
+    free_port,
     fresh_copy,
+    hub_environment,
     load_average,
     ms,
     percentile,
@@ -56,17 +65,13 @@ from bench.support import (
     settle,
     simulated_traffic,
     sqlite_url,
+    wait_port,
 )
-from hub.clock import SystemClock
-from hub.directory import Directory, DirectoryHistory, load_directory
-from hub.ops.api import build_api
-from hub.ops.keys import UnitKeyStore, new_unit_key
-from hub.ops.server import serve
+from hub.directory import Directory, load_directory
+from hub.ops.keys import new_unit_key
 from hub.provision import ensure_topics
 from hub.settings import KafkaSettings, Settings
-from hub.store.engine import create_engine
 from hub.store.migrate import upgrade
-from hub.store.repository import Store
 from producers.sdk import HubClient
 from topics.messages import Envelope
 from topics.topics import TopicName
@@ -80,7 +85,6 @@ class StoreWatcher(threading.Thread):
         self.path = path
         self.poll_s = poll_s
         self.seen: dict[uuid.UUID, float] = {}
-        self.polls = 0
         self._halt = threading.Event()
 
     def run(self) -> None:
@@ -93,7 +97,6 @@ class StoreWatcher(threading.Thread):
                     (last,),
                 ).fetchall()
                 now = time.perf_counter()
-                self.polls += 1
                 for rowid, delivery_id in rows:
                     self.seen.setdefault(uuid.UUID(delivery_id), now)
                     last = rowid
@@ -105,12 +108,45 @@ class StoreWatcher(threading.Thread):
         self._halt.set()
 
 
-class NoReceipts:
-    """The API's receipt publisher; this benchmark only reads, so it is never called."""
+class InboxServer:
+    """`python -m bench.inbox_server` over the store, with one unit's key; stopped by SIGTERM."""
 
-    async def send(self, topic: TopicName, record: object, key: str) -> object:
-        msg = f"bench: no receipts are posted ({topic}, {key}, {type(record).__name__})"
-        raise RuntimeError(msg)
+    def __init__(self, settings: Settings, unit: str, scratch: Path) -> None:
+        self.key, entry = new_unit_key(unit, "bench")
+        keys = scratch / f"unit-keys-{uuid.uuid4().hex[:8]}.yaml"
+        keys.write_text(
+            yaml.safe_dump({"units": [entry.model_dump(mode="json", exclude_none=True)]}),
+            encoding="utf-8",
+        )
+        self.port = free_port()
+        with (scratch / "inbox-server.log").open("ab") as log:
+            self.process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "bench.inbox_server",
+                    "--port",
+                    str(self.port),
+                    "--unit-keys",
+                    str(keys),
+                ],
+                env=hub_environment(settings),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
 
 
 @dataclass
@@ -123,7 +159,7 @@ class InboxProbe:
     poll_s: float
     since: datetime
     seen: dict[uuid.UUID, float] = field(default_factory=dict)
-    requests: int = 0
+    request_s: list[float] = field(default_factory=list)
 
     async def run(self, stop: asyncio.Event) -> None:
         path = f"/v1/units/{self.unit}/deliveries"
@@ -135,10 +171,11 @@ class InboxProbe:
                 # committed later (a tracker batch boundary) still come back; seen ones are kept.
                 params: dict[str, str | int] = {"since": since.isoformat(), "limit": 500}
                 while True:
+                    sent = time.perf_counter()
                     response = await http.get(path, params=params)
                     response.raise_for_status()
                     now = time.perf_counter()
-                    self.requests += 1
+                    self.request_s.append(now - sent)
                     page = response.json()
                     for row in page["deliveries"]:
                         self.seen.setdefault(uuid.UUID(row["delivery_id"]), now)
@@ -192,6 +229,50 @@ async def publish_at_rate(
     return Published(started, acked)
 
 
+async def router_marks(settings: Settings, wanted: set[uuid.UUID]) -> dict[uuid.UUID, Stages]:
+    """For each delivery on the deliveries topic: when the router started routing its batch
+    (``routed_at``, the router's clock) and when it produced the record (the record timestamp,
+    milliseconds), both as `time.perf_counter()` readings of this process."""
+    offset = time.time() - time.perf_counter()
+    topic = settings.topic(TopicName.DELIVERIES)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka.bootstrap_servers,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        group_id=None,
+    )
+    await consumer.start()
+    marks: dict[uuid.UUID, Stages] = {}
+    try:
+        partitions = [TopicPartition(topic, p) for p in range(6)]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        remaining = sum((await consumer.end_offsets(partitions)).values())
+        while remaining > 0:
+            batch = await consumer.getmany(timeout_ms=1000, max_records=2000)
+            for records in batch.values():
+                remaining -= len(records)
+                for record in records:
+                    body = json.loads(record.value or b"{}")
+                    delivery_id = uuid.UUID(body["delivery_id"])
+                    if delivery_id in wanted:
+                        routed = datetime.fromisoformat(body["routed_at"]).timestamp()
+                        marks[delivery_id] = Stages(
+                            routed - offset, record.timestamp / 1000 - offset
+                        )
+    finally:
+        await consumer.stop()
+    return marks
+
+
+@dataclass(frozen=True, slots=True)
+class Stages:
+    """When the router began the delivery's batch, and when it put the delivery on the topic."""
+
+    routing_started: float
+    produced: float
+
+
 @dataclass(frozen=True, slots=True)
 class RateResult:
     """The figures of one rate."""
@@ -205,8 +286,10 @@ class RateResult:
     api_expected: int
     api_latencies: list[float]
     ack_latencies: list[float]
+    api_request_s: list[float]
     delivered_rate: float
     drain_s: float
+    stages: dict[str, list[float]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,22 +315,6 @@ class Traffic:
 
     def of_unit(self, unit: str) -> set[uuid.UUID]:
         return {d for d, u in self.recipient.items() if u == unit}
-
-
-def inbox_api(
-    settings: Settings, directory: Directory, store: Store, unit: str
-) -> tuple[FastAPI, str]:
-    """The ops app over ``store`` with one key, for ``unit``; returns it and the key."""
-    key, entry = new_unit_key(unit, "bench")
-    app = build_api(
-        settings,
-        store,
-        NoReceipts(),
-        DirectoryHistory(directory),
-        SystemClock(),
-        UnitKeyStore([entry]),
-    )
-    return app, key
 
 
 async def warm_up(
@@ -291,25 +358,28 @@ async def run_rate(
     # Schema and topics first, so the two hub processes do not race to create them.
     await upgrade(settings.database_url)
     await ensure_topics(settings)
-    hubs = [HubProcess([part], settings, scratch) for part in ("router", "tracker")]
+    profile_dir = args.profile_dir / f"rate-{rate:g}" if args.profile_dir else None
+    if profile_dir is not None:
+        profile_dir.mkdir(parents=True, exist_ok=True)
+    hubs = [
+        HubProcess([part], settings, scratch, profile_dir=profile_dir)
+        for part in ("router", "tracker")
+    ]
     watcher = StoreWatcher(db_path, args.poll_ms / 1000)
     watcher.start()
-    engine = create_engine(settings.database_url)
-    api, key = inbox_api(settings, directory, Store(engine), api_unit)
+    server = InboxServer(settings, api_unit, scratch)
     stop_api = asyncio.Event()
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
     probe = InboxProbe(
-        f"http://127.0.0.1:{sock.getsockname()[1]}",
+        server.base_url,
         api_unit,
-        key,
+        server.key,
         args.api_poll_ms / 1000,
         since=datetime.now(UTC) - timedelta(seconds=1),
     )
     wanted = traffic.of_unit(api_unit) if probed else set()
     try:
         async with asyncio.TaskGroup() as group, HubClient(settings) as client:
-            group.create_task(serve(api, stop_api, sock=sock))
+            await asyncio.to_thread(wait_port, server.port, 60)
             await warm_up(client, traffic, directory, watcher, hubs, str(index))
             if probed:
                 group.create_task(probe.run(stop_api))
@@ -326,10 +396,17 @@ async def run_rate(
         await asyncio.to_thread(watcher.join)
         for hub in hubs:
             hub.stop()
-        await engine.dispose()
+        server.stop()
 
     started = published.started
     seen = {d: t for d, t in watcher.seen.items() if d in traffic.owner}
+    marks = await router_marks(settings, set(traffic.owner))
+    stages: dict[str, list[float]] = {"to router": [], "routing": [], "to store": []}
+    for delivery_id, mark in marks.items():
+        if delivery_id in seen:
+            stages["to router"].append(mark.routing_started - started[traffic.owner[delivery_id]])
+            stages["routing"].append(mark.produced - mark.routing_started)
+            stages["to store"].append(seen[delivery_id] - mark.produced)
     first = min(started)
     span = max(seen.values(), default=math.nan) - first
     return RateResult(
@@ -344,8 +421,10 @@ async def run_rate(
             probe.seen[d] - started[traffic.owner[d]] for d in wanted if d in probe.seen
         ],
         ack_latencies=[a - s for s, a in zip(started, published.acked, strict=True)],
+        api_request_s=probe.request_s if probed else [],
         delivered_rate=len(seen) / span if span > 0 else math.nan,
         drain_s=drain_s,
+        stages=stages,
     )
 
 
@@ -411,6 +490,7 @@ async def main_async(args: argparse.Namespace) -> None:
             f"{r.offered:,.0f}",
             ms(percentile(r.ack_latencies, 50)),
             ms(percentile(r.ack_latencies, 99)),
+            ms(percentile(r.api_request_s, 50)),
             f"{r.delivered_rate:,.0f}",
             f"{r.drain_s:.1f}",
         ]
@@ -422,10 +502,26 @@ async def main_async(args: argparse.Namespace) -> None:
             "offered msg/s",
             "publish ack p50 (ms)",
             "publish ack p99 (ms)",
+            "inbox API request p50 (ms)",
             "deliveries stored /s",
             "drain after last publish (s)",
         ],
         extra,
+    )
+    print_table(
+        "Latency by stage, p50 / p99 (ms): publish → router batch starts → delivery on its topic"
+        " → store row",
+        ["offered msg/s", "to the router", "routing the batch", "to the store"],
+        [
+            [
+                f"{r.offered:,.0f}",
+                *(
+                    f"{ms(percentile(r.stages[k], 50))} / {ms(percentile(r.stages[k], 99))}"
+                    for k in ("to router", "routing", "to store")
+                ),
+            ]
+            for r in results
+        ],
     )
     print(describe({**env, "load avg at end": load_average()}))
 
@@ -452,6 +548,12 @@ def main() -> None:
         help="seconds to wait for the last deliveries after the last publish",
     )
     parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument(
+        "--profile-dir",
+        type=Path,
+        default=None,
+        help="run router and tracker under cProfile: rate-<rate>/<part>.prof in this folder",
+    )
     parser.add_argument("--max-wall", type=float, default=1500.0, help="whole run, seconds")
     asyncio.run(main_async(parser.parse_args()))
 

@@ -1,8 +1,9 @@
 """Scan cost: one escalation scan (`Scanner.scan(now)`) against the open work and the history.
 
-Three stores per database, each seeded fresh with raw bulk inserts (SQLite: one transaction,
-journal and fsync off while seeding only; PostgreSQL: COPY through asyncpg, then VACUUM ANALYZE as
-autovacuum would), then opened by the hub's own `Store`:
+Three stores per database, each migrated and then seeded fresh by raw SQL, `INSERT ... SELECT`
+over rows generated inside the database (SQLite: one transaction, journal and fsync off while
+seeding only; PostgreSQL: then VACUUM ANALYZE, as autovacuum would), then opened by the hub's
+own `Store`:
 
 * `--small` open deliveries, all due (default 10,000);
 * `--large` open deliveries, all due (default 100,000; the issue's figure is 1,000,000);
@@ -35,12 +36,11 @@ import statistics
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import asyncpg
+import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type information
 
 from bench.common import local_kafka, print_table
 from bench.support import (
@@ -83,8 +83,6 @@ COLUMNS = (
     "highest_level_sent",
     "acknowledged_at",
 )
-CHUNK = 100_000
-Row = tuple[object, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,108 +102,149 @@ class Measured:
     read_s: float
 
 
-# --- rows -------------------------------------------------------------------------------------
-
-
-def _instants(base: datetime, spread: timedelta, count: int) -> list[datetime]:
-    """A small pool of instants in [base - spread, base], reused across rows (cheap to make)."""
-    return [base - spread * (i / count) for i in range(count)]
-
-
-def pending_rows(count: int, units: list[tuple[str, str]], now: datetime) -> Iterator[Row]:
-    """Open deliveries, spread evenly over ``units``, routed 1-2 h ago and due 0-30 min ago."""
-    envelope = load_example(MessageType.ADMISSION_NOTICE).model_dump_json()
-    routed = _instants(now - timedelta(hours=1), timedelta(hours=1), 4096)
-    due = _instants(now, timedelta(minutes=30), 4096)
-    for i in range(count):
-        unit, kind = units[i % len(units)]
-        yield (
-            uuid.uuid4(),
-            uuid.uuid4(),
-            "admission_notice",
-            f"bench-{i // 3}",
-            unit,
-            kind,
-            "recipient",
-            routed[i % 4096],
-            due[(i * 7) % 4096],
-            1,
-            envelope,
-            None,
-            None,
-            0,
-            None,
-        )
-
-
-def history_rows(count: int, units: list[tuple[str, str]], now: datetime) -> Iterator[Row]:
-    """Receipted deliveries of the past 400 days (sequential ids: fast to insert)."""
-    envelope = load_example(MessageType.ADMISSION_NOTICE).model_dump_json()
-    routed = _instants(now - timedelta(days=2), timedelta(days=400), 8192)
-    base = uuid.uuid4().int & ~((1 << 64) - 1)
-    for i in range(count):
-        unit, kind = units[i % len(units)]
-        at = routed[i % 8192]
-        yield (
-            uuid.UUID(int=base | i),
-            uuid.UUID(int=base | (1 << 40) | i),
-            "admission_notice",
-            f"hist-{i // 3}",
-            unit,
-            kind,
-            "recipient",
-            at,
-            at + timedelta(hours=18),
-            1,
-            envelope,
-            at + timedelta(hours=3),
-            uuid.UUID(int=base | (2 << 40) | i),
-            0,
-            None,
-        )
-
-
 # --- seeding ----------------------------------------------------------------------------------
+# The rows are generated inside the database (a recursive CTE in SQLite, generate_series in
+# PostgreSQL) by one INSERT ... SELECT each: no Python per row, so ten million rows take a minute
+# or two rather than most of an hour. History is inserted first and ordered by (unit, time), as a
+# year of traffic leaves it; open deliveries follow with random ids, spread evenly over the units.
+
+_SQLITE_INSTANT = "strftime('%Y-%m-%dT%H:%M:%S', {}, 'unixepoch') || '.000000Z'"
+
+_SQLITE_HISTORY = f"""
+WITH RECURSIVE seq(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM seq WHERE i + 1 < :n)
+INSERT INTO deliveries ({", ".join(COLUMNS)})
+SELECT printf('%s%016x', :prefix, i), printf('%s%016x', :prefix, i + :n),
+       'admission_notice', 'hist-' || (i / 3), u.hsa, u.kind, 'recipient',
+       {_SQLITE_INSTANT.format(":start + (i % :per_unit) * :step")},
+       {_SQLITE_INSTANT.format(":start + (i % :per_unit) * :step + 64800")},
+       1, :envelope,
+       {_SQLITE_INSTANT.format(":start + (i % :per_unit) * :step + 10800")},
+       printf('%s%016x', :prefix, i + 2 * :n), 0, NULL
+FROM seq JOIN bench_units u ON u.idx = i / :per_unit
+"""  # noqa: S608 - fixed column names, values bound
+
+_SQLITE_OPEN = f"""
+WITH RECURSIVE seq(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM seq WHERE i + 1 < :n)
+INSERT INTO deliveries ({", ".join(COLUMNS)})
+SELECT lower(hex(randomblob(16))), lower(hex(randomblob(16))),
+       'admission_notice', 'bench-' || (i / 3), u.hsa, u.kind, 'recipient',
+       {_SQLITE_INSTANT.format(":now - 3600 - (i % 3600)")},
+       {_SQLITE_INSTANT.format(":now - (i * 7 % 1800)")},
+       1, :envelope, NULL, NULL, 0, NULL
+FROM seq JOIN bench_units u ON u.idx = i % :units
+"""  # noqa: S608 - fixed column names, values bound
+
+_PG_UNITS = "unnest($2::text[], $3::text[]) WITH ORDINALITY AS u(hsa, kind, ord)"
+
+_PG_HISTORY = f"""
+INSERT INTO deliveries ({", ".join(COLUMNS)})
+SELECT ($4::text || lpad(to_hex(i), 16, '0'))::uuid, ($4 || lpad(to_hex(i + $1), 16, '0'))::uuid,
+       'admission_notice', 'hist-' || (i / 3), u.hsa, u.kind, 'recipient',
+       $5::timestamptz + make_interval(secs => (i % $6::bigint) * $7::float8),
+       $5::timestamptz + make_interval(secs => (i % $6::bigint) * $7::float8 + 64800),
+       1, $8::text,
+       $5::timestamptz + make_interval(secs => (i % $6::bigint) * $7::float8 + 10800),
+       ($4 || lpad(to_hex(i + 2 * $1), 16, '0'))::uuid, 0, NULL
+FROM generate_series(0::bigint, $1::bigint - 1) AS i JOIN {_PG_UNITS} ON u.ord = i / $6 + 1
+"""  # noqa: S608 - fixed column names, values bound
+
+_PG_OPEN = f"""
+INSERT INTO deliveries ({", ".join(COLUMNS)})
+SELECT gen_random_uuid(), gen_random_uuid(),
+       'admission_notice', 'bench-' || (i / 3), u.hsa, u.kind, 'recipient',
+       $4::timestamptz - make_interval(secs => 3600 + i % 3600),
+       $4::timestamptz - make_interval(secs => i * 7 % 1800),
+       1, $5::text, NULL, NULL, 0, NULL
+FROM generate_series(0::bigint, $1::bigint - 1) AS i
+JOIN {_PG_UNITS} ON u.ord = i % cardinality($2::text[]) + 1
+"""  # noqa: S608 - fixed column names, values bound
 
 
-def _sqlite_value(value: object) -> object:
-    if isinstance(value, uuid.UUID):
-        return value.hex
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
-    return value
+@dataclass(frozen=True, slots=True)
+class Seed:
+    """What to put in a store: how many open and receipted deliveries, for which units."""
+
+    pending: int
+    history: int
+    units: list[tuple[str, str]]  # (HSA-id, unit kind)
+    now: datetime
+
+    @property
+    def per_unit(self) -> int:
+        return max(1, -(-self.history // len(self.units)))
+
+    @property
+    def history_start(self) -> datetime:
+        return self.now - timedelta(days=402)
+
+    @property
+    def step_s(self) -> float:
+        return 400 * 86400 / self.per_unit
 
 
-def seed_sqlite(path: Path, batches: list[Iterator[Row]]) -> None:
-    """Bulk insert in one transaction, journal and fsync off (seeding only), then WAL again."""
+def seed_sqlite(path: Path, seed: Seed) -> None:
+    """Both INSERTs in one transaction, journal and fsync off (seeding only), then WAL again."""
+    envelope = load_example(MessageType.ADMISSION_NOTICE).model_dump_json()
     connection = sqlite3.connect(path, isolation_level=None)
     try:
         connection.execute("PRAGMA journal_mode=OFF")
         connection.execute("PRAGMA synchronous=OFF")
         connection.execute("PRAGMA cache_size=-1000000")  # 1 GB of page cache while seeding
-        placeholders = ", ".join("?" for _ in COLUMNS)
-        sql = f"INSERT INTO deliveries ({', '.join(COLUMNS)}) VALUES ({placeholders})"  # noqa: S608 - fixed column names
+        connection.execute("CREATE TEMP TABLE bench_units (idx INTEGER PRIMARY KEY, hsa, kind)")
+        connection.executemany(
+            "INSERT INTO bench_units VALUES (?, ?, ?)",
+            [(i, hsa, kind) for i, (hsa, kind) in enumerate(seed.units)],
+        )
         connection.execute("BEGIN")
-        for rows in batches:
-            while chunk := [
-                tuple(map(_sqlite_value, r)) for _, r in zip(range(CHUNK), rows, strict=False)
-            ]:
-                connection.executemany(sql, chunk)
+        if seed.history:
+            connection.execute(
+                _SQLITE_HISTORY,
+                {
+                    "n": seed.history,
+                    "prefix": uuid.uuid4().hex[:16],
+                    "per_unit": seed.per_unit,
+                    "start": int(seed.history_start.timestamp()),
+                    "step": seed.step_s,
+                    "envelope": envelope,
+                },
+            )
+        if seed.pending:
+            connection.execute(
+                _SQLITE_OPEN,
+                {
+                    "n": seed.pending,
+                    "units": len(seed.units),
+                    "now": int(seed.now.timestamp()),
+                    "envelope": envelope,
+                },
+            )
         connection.execute("COMMIT")
         connection.execute("PRAGMA journal_mode=WAL")
     finally:
         connection.close()
 
 
-async def seed_postgres(url: str, batches: list[Iterator[Row]]) -> None:
-    """COPY in chunks, then VACUUM ANALYZE (what autovacuum does soon after a bulk load)."""
+async def seed_postgres(url: str, seed: Seed) -> None:
+    """Both INSERTs, then VACUUM ANALYZE (what autovacuum does soon after a bulk load)."""
+    envelope = load_example(MessageType.ADMISSION_NOTICE).model_dump_json()
+    hsas = [hsa for hsa, _ in seed.units]
+    kinds = [kind for _, kind in seed.units]
     connection = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
     try:
-        for rows in batches:
-            while chunk := [r for _, r in zip(range(CHUNK), rows, strict=False)]:
-                await connection.copy_records_to_table(
-                    "deliveries", records=chunk, columns=list(COLUMNS)
-                )
+        if seed.history:
+            await connection.execute(
+                _PG_HISTORY,
+                seed.history,
+                hsas,
+                kinds,
+                uuid.uuid4().hex[:16],
+                seed.history_start,
+                seed.per_unit,
+                seed.step_s,
+                envelope,
+            )
+        if seed.pending:
+            await connection.execute(_PG_OPEN, seed.pending, hsas, kinds, seed.now, envelope)
         await connection.execute("VACUUM ANALYZE deliveries")
     finally:
         await connection.close()
@@ -289,7 +328,7 @@ async def run_store(
                 url = server.url(name)
                 await upgrade(url)
                 started = time.perf_counter()
-                await seed_postgres(url, _batches(case, units, args.now))
+                await seed_postgres(url, Seed(case.pending, case.history, units, args.now))
                 seeded = time.perf_counter() - started
                 results.append(await measure(case, url, seeded, settings, outbox, args))
                 server.drop_database(name)
@@ -300,7 +339,9 @@ async def run_store(
         url = sqlite_url(path)
         await upgrade(url)
         started = time.perf_counter()
-        await asyncio.to_thread(seed_sqlite, path, _batches(case, units, args.now))
+        await asyncio.to_thread(
+            seed_sqlite, path, Seed(case.pending, case.history, units, args.now)
+        )
         seeded = time.perf_counter() - started
         results.append(await measure(case, url, seeded, settings, outbox, args))
         await asyncio.to_thread(_remove, scratch, f"scan-{number}.sqlite3*")
@@ -311,11 +352,6 @@ async def run_store(
 def _remove(folder: Path, pattern: str) -> None:
     for leftover in folder.glob(pattern):
         leftover.unlink()
-
-
-def _batches(case: Case, units: list[tuple[str, str]], now: datetime) -> list[Iterator[Row]]:
-    # History first: it is older, so it sits before the open work in the table, as in life.
-    return [history_rows(case.history, units, now), pending_rows(case.pending, units, now)]
 
 
 def _progress(kind: str, m: Measured) -> None:

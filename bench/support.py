@@ -163,10 +163,31 @@ def _hub_command() -> list[str]:
 class HubProcess:
     """One `hub run --only <part> ...` child process, logging to a file, stopped with SIGTERM."""
 
-    def __init__(self, parts: Sequence[str], settings: Settings, log_dir: Path) -> None:
+    def __init__(
+        self,
+        parts: Sequence[str],
+        settings: Settings,
+        log_dir: Path,
+        *,
+        profile_dir: Path | None = None,
+    ) -> None:
+        """Start it; with ``profile_dir``, under cProfile (``<part>.prof`` written at exit)."""
         self.name = "+".join(parts)
         self.log_path = log_dir / f"hub-{self.name}.log"
-        argv = [*_hub_command(), "run"]
+        command = (
+            [
+                sys.executable,
+                "-m",
+                "cProfile",
+                "-o",
+                str(profile_dir / f"{self.name}.prof"),
+                "-m",
+                "hub.cli",
+            ]
+            if profile_dir is not None
+            else _hub_command()
+        )
+        argv = [*command, "run"]
         for part in parts:
             argv += ["--only", part]
         with self.log_path.open("wb") as log:
