@@ -103,8 +103,8 @@ def configure_logging(
         own.handlers.clear()
         own.propagate = True
     # Third-party chatter: keep warnings, drop per-record and per-request INFO noise.
-    noisy = ("aiokafka", "kafka", "apscheduler", "sqlalchemy.engine", "uvicorn.access")
-    noisy += ("faststream",)
+    noisy = ["aiokafka", "kafka", "apscheduler", "sqlalchemy.engine", "uvicorn.access"]
+    noisy.append("faststream")
     for name in noisy:
         logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
 
