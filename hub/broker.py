@@ -10,12 +10,36 @@ processed again instead of skipped).
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any, Final
 
+from aiokafka.partitioner import murmur2
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
+from faststream.message import StreamMessage
 
 from hub.settings import Settings
+
+
+@lru_cache(maxsize=65_536)
+def _key_index(key: bytes, partitions: int) -> int:
+    return int((murmur2(key) & 0x7FFFFFFF) % partitions)
+
+
+def keyed_partitioner(
+    key: bytes | None, all_partitions: Sequence[int], available: Sequence[int]
+) -> int:
+    """aiokafka's default partitioner (murmur2, as the Java client), with the hash cached.
+
+    aiokafka's murmur2 is pure Python (about 30 µs a key on this hardware); the hub's keys repeat
+    (a recipient unit, an episode), so each is hashed once per partition count. Every hub record
+    has a key; a keyless one gets the first available partition.
+    """
+    if key is None:
+        return (available or all_partitions)[0]
+    return all_partitions[_key_index(key, len(all_partitions))]
+
 
 PRODUCER_OPTIONS: Final[dict[str, Any]] = {
     "acks": "all",
@@ -24,6 +48,7 @@ PRODUCER_OPTIONS: Final[dict[str, Any]] = {
     "linger_ms": 5,
     "max_batch_size": 256 * 1024,
     "compression_type": None,
+    "partitioner": keyed_partitioner,
 }
 
 SUBSCRIBER_OPTIONS: Final[dict[str, Any]] = {
@@ -50,6 +75,16 @@ def build_broker(settings: Settings, **overrides: Any) -> KafkaBroker:
         **overrides,
     }
     return KafkaBroker(settings.kafka.bootstrap_servers, **options)
+
+
+async def undecoded(message: StreamMessage[Any]) -> Any:
+    """A subscriber ``decoder`` that leaves the body as bytes (a list of bytes for a batch).
+
+    The hub's handlers decode records themselves with ``topics.codec`` (which refuses what
+    FastStream's default would guess at); the default batch decoder would also parse every
+    record again and try each body as JSON, for nothing.
+    """
+    return message.body
 
 
 def subscriber_options(group_id: str, **overrides: Any) -> dict[str, Any]:

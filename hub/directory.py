@@ -163,6 +163,7 @@ class Directory:
     _by_id: Mapping[str, Unit] = field(init=False, repr=False, compare=False)
     _municipality_by_code: Mapping[str, Municipality] = field(init=False, repr=False, compare=False)
     _hospital_by_id: Mapping[str, Hospital] = field(init=False, repr=False, compare=False)
+    _municipal_units: Mapping[str, MunicipalUnits | None] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # Accept any iterable from callers but store tuples, so the value really is immutable.
@@ -187,6 +188,14 @@ class Directory:
         object.__setattr__(
             self, "_hospital_by_id", MappingProxyType({h.hospital_id: h for h in self.hospitals})
         )
+        # Looked up for every admission: built once per directory version, not per message.
+        object.__setattr__(
+            self,
+            "_municipal_units",
+            MappingProxyType(
+                {m.code: self._active_municipal_units(m.code) for m in self.municipalities}
+            ),
+        )
 
     def with_version(self, version: int) -> Directory:
         """The same content under another version number."""
@@ -203,11 +212,14 @@ class Directory:
 
     def municipal_units(self, municipality_code: str) -> MunicipalUnits | None:
         """The active home health care and assessment unit of a municipality; None if unknown."""
-        if municipality_code not in self._municipality_by_code:
-            return None
+        return self._municipal_units.get(municipality_code)
+
+    def _active_municipal_units(self, municipality_code: str) -> MunicipalUnits | None:
         active = [u for u in self.units if u.active and u.municipality_code == municipality_code]
-        home = next(u for u in active if u.kind is UnitKind.HOME_HEALTH_CARE)
-        assessment = next(u for u in active if u.kind is UnitKind.ASSESSMENT_UNIT)
+        home = next((u for u in active if u.kind is UnitKind.HOME_HEALTH_CARE), None)
+        assessment = next((u for u in active if u.kind is UnitKind.ASSESSMENT_UNIT), None)
+        if home is None or assessment is None:
+            return None  # validation requires both; a unit set inactive routes nothing there
         return MunicipalUnits(home, assessment)
 
     def units_of_kind(self, kind: UnitKind) -> tuple[Unit, ...]:

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from uuid import UUID
+from uuid import UUID, uuid5
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from hub.errors import ValidationFailed
-from topics.ids import delivery_id_for, escalation_id_for
+from topics.ids import DELIVERY_NAMESPACE, delivery_id_for, escalation_id_for
 
 MESSAGE_ID = UUID("00000000-0000-4000-8000-000000000001")
 HEALTH_CENTRE = "SE2321000230-SYN2"
@@ -87,3 +87,11 @@ def test_escalation_needs_deliveries() -> None:
     """A digest of nothing has no id."""
     with pytest.raises(ValidationFailed, match=r"^delivery_ids: must not be empty$"):
         escalation_id_for(HOME_CARE, 1, [])
+
+
+@given(st.uuids(), hsa_ids)
+def test_delivery_id_is_uuid5_of_message_and_unit(message_id: UUID, unit: str) -> None:
+    """The hand-rolled fast path equals ``uuid5(DELIVERY_NAMESPACE, "<message>|<unit>")``."""
+    expected = uuid5(DELIVERY_NAMESPACE, f"{message_id}|{unit}")
+    assert delivery_id_for(message_id, unit) == expected
+    assert delivery_id_for(message_id, unit).version == 5
