@@ -22,13 +22,13 @@ from typing import TYPE_CHECKING, Any
 
 from faststream.kafka import KafkaBroker
 
+from hub.broker import keyed_partitioner
 from hub.settings import Settings
 from topics.codec import WireModel, encode
 from topics.topics import TopicName
 
 if TYPE_CHECKING:
     from aiokafka import AIOKafkaProducer
-    from aiokafka.structs import RecordMetadata
 
 
 def connected_producer(broker: KafkaBroker) -> AIOKafkaProducer | None:
@@ -74,29 +74,82 @@ class Outbox:
         """The full name of a contract topic in this environment."""
         return self._settings.topic(name)
 
-    async def send(self, topic: TopicName, record: WireModel, key: str) -> RecordMetadata:
+    async def send(self, topic: TopicName, record: WireModel, key: str) -> None:
         """Publish one record and return once the broker has acknowledged it."""
-        (metadata,) = await self.send_many([Outgoing(topic, record, key)])
-        return metadata
+        await self.send_many([Outgoing(topic, record, key)])
 
-    async def send_many(self, items: Iterable[Outgoing | Encoded]) -> list[RecordMetadata]:
-        """Publish records together; return once every one is acknowledged (in input order)."""
+    async def send_many(self, items: Iterable[Outgoing | Encoded]) -> int:
+        """Publish records together; return (how many) once every one is acknowledged."""
+        records = [self._prepared(item) for item in items]
+        if not records:
+            return 0
         producer = connected_producer(self._broker)
-        futures: list[asyncio.Future[RecordMetadata]] = []
-        for item in items:
-            body, headers = (
-                (item.body, item.headers) if isinstance(item, Encoded) else encode(item.record)
+        if producer is None:
+            futures = [
+                await self._broker.publish(
+                    r.body, r.topic, key=r.key, headers=r.headers, no_confirm=True
+                )
+                for r in records
+            ]
+        else:
+            futures = await _send_in_batches(producer, records)
+        await asyncio.gather(*futures)
+        return len(records)
+
+    def _prepared(self, item: Outgoing | Encoded) -> _Record:
+        body, headers = (
+            (item.body, item.headers) if isinstance(item, Encoded) else encode(item.record)
+        )
+        return _Record(self._settings.topic(item.topic), item.key.encode(), body, headers)
+
+
+@dataclass(frozen=True, slots=True)
+class _Record:
+    topic: str
+    key: bytes
+    body: bytes
+    headers: dict[str, str]
+
+    def kafka_headers(self) -> list[tuple[str, bytes]]:
+        return [(k, v.encode()) for k, v in self.headers.items()]
+
+
+async def _send_in_batches(
+    producer: AIOKafkaProducer, records: list[_Record]
+) -> list[asyncio.Future[Any]]:
+    """Hand records to the producer one batch per partition; the futures of their acks.
+
+    Records are placed with the producer's own partitioner (`hub.broker.keyed_partitioner`) and
+    appended to a ``BatchBuilder`` per partition, in input order: one ``send_batch`` per
+    partition instead of one ``send`` per record (each of which awaits, allocates a future and
+    re-reads the topic's metadata). A record too big for a batch goes through ``send``, after
+    the records before it, so the order per partition is kept.
+    """
+    by_partition: dict[tuple[str, int], list[_Record]] = {}
+    partitions: dict[str, list[int]] = {}
+    for record in records:
+        known = partitions.get(record.topic)
+        if known is None:
+            known = partitions[record.topic] = sorted(await producer.partitions_for(record.topic))
+        index = keyed_partitioner(record.key, known, known)
+        by_partition.setdefault((record.topic, index), []).append(record)
+    futures: list[asyncio.Future[Any]] = []
+    for (topic, partition), rows in by_partition.items():
+        batch = producer.create_batch()
+        for record in rows:
+            headers = record.kafka_headers()
+            if batch.append(key=record.key, value=record.body, timestamp=None, headers=headers):
+                continue
+            if batch.record_count():
+                futures.append(await producer.send_batch(batch, topic, partition=partition))
+                batch = producer.create_batch()
+                if batch.append(key=record.key, value=record.body, timestamp=None, headers=headers):
+                    continue
+            futures.append(
+                await producer.send(
+                    topic, record.body, key=record.key, partition=partition, headers=headers
+                )
             )
-            topic, key = self._settings.topic(item.topic), item.key.encode()
-            if producer is not None:
-                future = await producer.send(
-                    topic, body, key=key, headers=[(k, v.encode()) for k, v in headers.items()]
-                )
-            else:
-                future = await self._broker.publish(
-                    body, topic, key=key, headers=headers, no_confirm=True
-                )
-            futures.append(future)
-        if not futures:
-            return []
-        return list(await asyncio.gather(*futures))
+        if batch.record_count():
+            futures.append(await producer.send_batch(batch, topic, partition=partition))
+    return futures
