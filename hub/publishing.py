@@ -20,6 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from faststream.exceptions import FastStreamException
 from faststream.kafka import KafkaBroker
 
 from hub.broker import keyed_partitioner
@@ -38,7 +39,10 @@ def connected_producer(broker: KafkaBroker) -> AIOKafkaProducer | None:
     private, so any change in it falls back to ``broker.publish`` instead of failing.
     """
     state: Any = getattr(getattr(broker.config, "producer", None), "_producer", None)
-    producer = getattr(state, "producer", None)
+    try:
+        producer = getattr(state, "producer", None)
+    except FastStreamException:  # not connected: ``IncorrectState``
+        return None
     if producer is None or getattr(producer, "_closed", True):
         return None
     return producer
