@@ -45,7 +45,7 @@ PRODUCER_OPTIONS: Final[dict[str, Any]] = {
     "acks": "all",
     "enable_idempotence": True,
     # Batch a little: throughput at no cost to the guarantee (the send still awaits the ack).
-    "linger_ms": 5,
+    "linger_ms": 1,
     "max_batch_size": 256 * 1024,
     "compression_type": None,
     "partitioner": keyed_partitioner,
