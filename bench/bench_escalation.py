@@ -6,8 +6,8 @@ The hub's scanner and notifier run in this process (`Hub.open(parts={notifier})`
 
 1. seeds `--per-unit` deliveries for every recipient unit of the directory, routed two hours
    and due one hour before now, so the on-call level (due + 60 min) is reached exactly now;
-2. runs one scan at now (`Scanner.scan(now)`: reads the open deliveries, plans one level-2
-   digest per unit, records them, publishes them to the escalations topic);
+2. runs one scan at now (`Scanner.scan(now)`: reads the deliveries due for a level, plans one
+   level-2 digest per unit, records them, publishes them to the escalations topic);
 3. waits until the sink has written one .eml per digest (the notifier consumed each digest,
    resolved the on-call person and sent over SMTP).
 

@@ -16,10 +16,14 @@ envelope (539 bytes of JSON), as the tracker stores them. History ids are sequen
 insert); open ones are random, as the hub's are.
 
 For each store the table gives the **first scan** (everything is newly due: one level-1 digest
-per unit is recorded and published to a real broker) and the median of `--rounds` **repeat
-scans** at the same instant (nothing new to send: the steady cost of every scan while that much
-work is open), plus the time of the read alone (`Store.open_deliveries_due_before`, paged as the
-scanner pages). Ratios are against the small store of the same database.
+per unit is recorded, a level per delivery, and published to a real broker) and the time of its
+read alone (`Store.deliveries_due_for_next_level` before that scan: every open delivery comes
+back), then the median of `--rounds` **repeat scans** at the same instant (nothing new to send:
+the steady cost of every scan while that much work is open) and the time of their read (no row
+comes back). On PostgreSQL also the median repeat scan after a `VACUUM ANALYZE` (what autovacuum
+does soon after a scan moved many rows): until then the index of the level the deliveries left
+still holds their dead entries. Ratios are against the small store of the same database. The
+query plan of the scan's read in the large store is printed for each database.
 
     python -m bench.bench_scan --large 1000000 --history 10000000
 """
@@ -39,8 +43,10 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type information
+from sqlalchemy import event
 
 from bench.common import local_kafka, print_table
 from bench.support import (
@@ -52,13 +58,13 @@ from bench.support import (
 )
 from hub.broker import build_broker
 from hub.directory import DirectoryHistory, load_directory
-from hub.escalation import EscalationPolicy
+from hub.escalation import EscalationPolicy, next_level_cutoffs
 from hub.logs import configure_logging
 from hub.oncall import load_oncall_config
 from hub.ops.views import RECIPIENT_KINDS
 from hub.provision import ensure_topics
 from hub.publishing import Outbox
-from hub.scanner import PAGE, Scanner
+from hub.scanner import Scanner
 from hub.settings import KafkaSettings, Settings
 from hub.store.engine import create_engine
 from hub.store.migrate import upgrade
@@ -98,8 +104,10 @@ class Measured:
     seed_s: float
     first_s: float
     first_digests: int
+    first_read_s: float
     repeat_s: float
     read_s: float
+    vacuumed_s: float | None
 
 
 # --- seeding ----------------------------------------------------------------------------------
@@ -253,16 +261,36 @@ async def seed_postgres(url: str, seed: Seed) -> None:
 # --- measuring --------------------------------------------------------------------------------
 
 
-async def read_open_due(store: Store, now: datetime, top_level: int) -> int:
-    """What the scanner reads, paged the same way, and nothing else."""
-    count = 0
-    after = None
-    while True:
-        page = await store.open_deliveries_due_before(now, PAGE, after=after, below_level=top_level)
-        count += len(page)
-        if len(page) < PAGE:
-            return count
-        after = (page[-1].due_at, page[-1].delivery_id)
+async def read_due(store: Store, now: datetime) -> int:
+    """What the scanner reads, and nothing else: the deliveries due for their next level."""
+    cutoffs = next_level_cutoffs(now, EscalationPolicy())
+    return len(await store.deliveries_due_for_next_level(cutoffs))
+
+
+async def print_plan(store: Store, now: datetime, case: Case) -> None:
+    """The database's plan of the scan's read (EXPLAIN QUERY PLAN / EXPLAIN)."""
+    captured: list[tuple[str, Any]] = []
+
+    def before(*args: Any) -> None:  # (connection, cursor, statement, parameters, ...)
+        captured.append((str(args[2]), args[3]))
+
+    sync_engine = store.engine.sync_engine
+    event.listen(sync_engine, "before_cursor_execute", before)
+    try:
+        await read_due(store, now)
+    finally:
+        event.remove(sync_engine, "before_cursor_execute", before)
+    statement, parameters = next(c for c in captured if "UNION ALL" in c[0])
+    sqlite_db = store.engine.dialect.name == "sqlite"
+    explain = "EXPLAIN QUERY PLAN " if sqlite_db else "EXPLAIN "
+    async with store.engine.connect() as connection:
+        if not sqlite_db:  # as the store reads (Store.deliveries_due_for_next_level)
+            await connection.exec_driver_sql("SET LOCAL enable_seqscan = off")
+            await connection.exec_driver_sql("SET LOCAL jit = off")
+        plan = (await connection.exec_driver_sql(explain + statement, parameters)).all()
+    lines = [str(row[-1]) if sqlite_db else str(row[0]) for row in plan]
+    print(f"plan of the scan's read, {store.engine.dialect.name} {case.name}:")
+    print("\n".join(f"    {line}" for line in lines))
 
 
 async def measure(
@@ -281,31 +309,62 @@ async def measure(
         )
         now = args.now
         started = time.perf_counter()
+        due = await read_due(store, now)
+        first_read_s = time.perf_counter() - started
+        if due != case.pending:
+            msg = f"{case.name}: read {due} deliveries due for a level, seeded {case.pending}"
+            raise RuntimeError(msg)
+        profiler = cProfile.Profile() if args.profile and case.pending == args.large else None
+        if profiler is not None:
+            profiler.enable()
+        started = time.perf_counter()
         first = await scanner.scan(now)
         first_s = time.perf_counter() - started
+        if profiler is not None:
+            profiler.disable()
+            text = io.StringIO()
+            pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(14)
+            print(f"profile of the first scan (slowed by the profiler), {case.name}:")
+            print(text.getvalue())
         repeats = []
         for _ in range(args.rounds):
             started = time.perf_counter()
             await scanner.scan(now)
             repeats.append(time.perf_counter() - started)
         started = time.perf_counter()
-        read = await read_open_due(store, now, EscalationPolicy().top_level)
+        read = await read_due(store, now)
         read_s = time.perf_counter() - started
-        if read != case.pending:
-            msg = f"{case.name}: read {read} open due deliveries, seeded {case.pending}"
+        if read != 0:
+            msg = f"{case.name}: {read} deliveries still due for a level after the first scan"
             raise RuntimeError(msg)
-        if args.profile and case.pending == args.large:
-            # One more repeat scan, under the profiler (which slows it): where the time goes.
-            profiler = cProfile.Profile()
-            profiler.enable()
-            await scanner.scan(now)
-            profiler.disable()
-            text = io.StringIO()
-            pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(14)
-            print(f"profile of one repeat scan, {case.name}:\n{text.getvalue()}")
+        if case.pending == args.large:
+            await print_plan(store, now, case)
+        vacuumed_s = None
+        if engine.dialect.name == "postgresql":
+            # The first scan moved every delivery up a level: until VACUUM, the index of the
+            # level they left still holds an entry per delivery, which the read walks. This is
+            # the steady cost once autovacuum has been by.
+            async with engine.connect() as connection:
+                autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
+                await autocommit.exec_driver_sql("VACUUM ANALYZE deliveries")
+            vacuumed = []
+            for _ in range(args.rounds):
+                started = time.perf_counter()
+                await scanner.scan(now)
+                vacuumed.append(time.perf_counter() - started)
+            vacuumed_s = statistics.median(vacuumed)
     finally:
         await engine.dispose()
-    return Measured(case, seed, first_s, first.digests, statistics.median(repeats), read_s)
+    return Measured(
+        case,
+        seed,
+        first_s,
+        first.digests,
+        first_read_s,
+        statistics.median(repeats),
+        read_s,
+        vacuumed_s,
+    )
 
 
 async def run_store(
@@ -357,7 +416,9 @@ def _remove(folder: Path, pattern: str) -> None:
 def _progress(kind: str, m: Measured) -> None:
     print(
         f"{kind} {m.case.name}: seeded in {m.seed_s:.1f} s, first scan {m.first_s:.3f} s"
-        f" ({m.first_digests} digests), repeat {m.repeat_s:.3f} s, read {m.read_s:.3f} s"
+        f" ({m.first_digests} digests, its read {m.first_read_s:.3f} s),"
+        f" repeat {m.repeat_s:.4f} s, its read {m.read_s:.4f} s"
+        + ("" if m.vacuumed_s is None else f", repeat after VACUUM {m.vacuumed_s:.4f} s")
     )
 
 
@@ -389,8 +450,10 @@ async def main_async(args: argparse.Namespace) -> None:
                         m.case.name,
                         f"{m.seed_s:.0f}",
                         f"{m.first_s:.3f}",
-                        f"{m.repeat_s:.3f}",
-                        f"{m.read_s:.3f}",
+                        f"{m.first_read_s:.3f}",
+                        f"{m.repeat_s:.4f}",
+                        f"{m.read_s:.4f}",
+                        "–" if m.vacuumed_s is None else f"{m.vacuumed_s:.4f}",
                         f"{m.repeat_s / base.repeat_s:.2f}",
                         f"{m.first_s / base.first_s:.2f}",
                     ]
@@ -404,8 +467,10 @@ async def main_async(args: argparse.Namespace) -> None:
             "deliveries",
             "seeded in",
             "first scan",
+            "its read",
             "repeat scan (median)",
-            "read open due",
+            "its read",
+            "repeat after VACUUM",
             "repeat ratio",
             "first ratio",
         ],
@@ -423,7 +488,7 @@ def main() -> None:
     parser.add_argument("--large", type=int, default=100_000, help="open deliveries, large case")
     parser.add_argument("--history", type=int, default=1_000_000, help="receipted rows")
     parser.add_argument("--rounds", type=int, default=3, help="repeat scans per store")
-    parser.add_argument("--profile", action="store_true", help="cProfile the large repeat scans")
+    parser.add_argument("--profile", action="store_true", help="cProfile the large first scans")
     parser.add_argument("--max-wall", type=float, default=3600.0, help="whole run, seconds")
     args = parser.parse_args()
     args.now = datetime.now(UTC)

@@ -400,7 +400,15 @@ class CalendarConfig(BaseModel):
 def rounds_on(local_date: date, policy: ReadingRoundPolicy) -> list[ReadingRound]:
     """The rounds held on a Stockholm date, in order (2 on weekdays, 1 otherwise by default)."""
     _require_date(local_date, "local_date")
-    return _rounds_for_starts(local_date, policy.starts_on(local_date), policy.duration)
+    return list(_rounds_of_day(local_date, policy))
+
+
+@functools.lru_cache(maxsize=4096)
+def _rounds_of_day(local_date: date, policy: ReadingRoundPolicy) -> tuple[ReadingRound, ...]:
+    # Memoised per (Stockholm date, policy): a day's rounds are a pure function of both (the
+    # policy is a frozen value), and every delivery's due time needs them. Converting the
+    # round times to UTC was most of `due_at`'s cost; a year of dates for a few policies fits.
+    return tuple(_rounds_for_starts(local_date, policy.starts_on(local_date), policy.duration))
 
 
 def rounds_between(
@@ -412,7 +420,7 @@ def rounds_between(
     day = start.astimezone(STOCKHOLM).date()
     # A round never starts before its own local midnight, so no earlier day can contribute.
     while start_of_local_day(day) < end:
-        for reading_round in rounds_on(day, policy):
+        for reading_round in _rounds_of_day(day, policy):
             if start <= reading_round.start_utc < end:
                 yield reading_round
         day += _ONE_DAY
@@ -425,7 +433,7 @@ def next_round_at_or_after(instant_utc: datetime, policy: ReadingRoundPolicy) ->
     # Rounds of a day start after that day's midnight and end by the next one (the policy
     # guarantees it), and every day has a round, so this finds one within two days.
     while True:
-        for reading_round in rounds_on(day, policy):
+        for reading_round in _rounds_of_day(day, policy):
             if reading_round.start_utc >= instant:
                 return reading_round
         day += _ONE_DAY

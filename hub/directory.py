@@ -163,7 +163,9 @@ class Directory:
     _by_id: Mapping[str, Unit] = field(init=False, repr=False, compare=False)
     _municipality_by_code: Mapping[str, Municipality] = field(init=False, repr=False, compare=False)
     _hospital_by_id: Mapping[str, Hospital] = field(init=False, repr=False, compare=False)
-    _municipal_units: Mapping[str, MunicipalUnits | None] = field(init=False, repr=False, compare=False)
+    _municipal_units: Mapping[str, MunicipalUnits | None] = field(
+        init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         # Accept any iterable from callers but store tuples, so the value really is immutable.

@@ -7,7 +7,10 @@ the unit's municipality or health centre (*jour / beredskap*), then the unit man
 
 This module only decides *what* a scan must send. It reads no clock, no store and no scheduler:
 the caller passes ``now`` and the pending deliveries with the highest level already sent, and
-records what it sent (``highest_level_sent``) before the next scan. The ids it returns are
+records what it sent (``highest_level_sent``) before the next scan. The caller need not pass
+every open delivery: :func:`next_level_cutoffs` tells which ones can need a digest at ``now``
+(the store selects only those, so a scan that has nothing new to send reads nothing), and
+:func:`plan_scan` gives the same digests for those as for all of them. The ids it returns are
 deterministic, so a crashed and repeated scan produces the same ids and the notifier drops the
 duplicates: a digest's id is the contract's ``topics.ids.escalation_id_for``, and the id of one
 (delivery, level) pair is :func:`per_delivery_escalation_id`. A :class:`Digest` maps onto the
@@ -34,6 +37,8 @@ sent twice for the same delivery.
 
 from __future__ import annotations
 
+import functools
+import operator
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -47,6 +52,7 @@ from topics.messages import EscalationTarget
 
 __all__ = [
     "MAX_LEVELS",
+    "MAX_MESSAGE_IDS",
     "NORRBOTTEN_STEPS",
     "PER_DELIVERY_NAMESPACE",
     "Digest",
@@ -57,6 +63,7 @@ __all__ = [
     "highest_level_reached",
     "level_reached_at",
     "next_escalation_at",
+    "next_level_cutoffs",
     "per_delivery_escalation_id",
     "plan_scan",
 ]
@@ -67,6 +74,12 @@ PER_DELIVERY_NAMESPACE = uuid.UUID("29a11bef-3464-5aa0-9f46-6388f5d2cfb3")
 
 #: The escalation message (``topics.messages.Escalation``) carries levels 1 to 3 only.
 MAX_LEVELS = 3
+
+#: At most this many delivery ids travel in one escalation message (about 39 bytes each in
+#: JSON, so some 40 kB): a digest of a large backlog must stay far below Kafka's 1 MB record
+#: limit. ``count`` and the oldest instants stay exact, and the store keeps every (delivery,
+#: level) row of the digest, so acknowledging it still covers all of its deliveries.
+MAX_MESSAGE_IDS = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,12 +162,17 @@ class PendingDelivery:
     receipted: bool = False
 
     def __post_init__(self) -> None:
-        _require_aware("arrived_at", self.arrived_at)
-        _require_aware("due_at", self.due_at)
+        # A scan builds one per due delivery (a million after a long outage): the checks are
+        # kept, but skip work where they can (instants from the store are UTC already, and a
+        # scan sees the same few units over and over).
         # UTC in data: digests copy these instants into messages that require UTC.
-        object.__setattr__(self, "arrived_at", self.arrived_at.astimezone(UTC))
-        object.__setattr__(self, "due_at", self.due_at.astimezone(UTC))
-        if not is_hsa_id(self.unit):
+        if self.arrived_at.tzinfo is not UTC:
+            _require_aware("arrived_at", self.arrived_at)
+            object.__setattr__(self, "arrived_at", self.arrived_at.astimezone(UTC))
+        if self.due_at.tzinfo is not UTC:
+            _require_aware("due_at", self.due_at)
+            object.__setattr__(self, "due_at", self.due_at.astimezone(UTC))
+        if not _is_unit(self.unit):
             msg = "unit: must be an HSA-id"
             raise ValueError(msg)
         if self.highest_level_sent < 0:
@@ -189,6 +207,15 @@ class Digest:
     oldest_due_at: datetime
     skipped: tuple[SkippedLevel, ...] = field(default=())
 
+    @property
+    def message_ids(self) -> tuple[uuid.UUID, ...]:
+        """The ids the escalation message carries: the first :data:`MAX_MESSAGE_IDS` in order.
+
+        A bounded sample, so the message stays small however large the backlog;
+        ``escalation_id`` and ``count`` are still those of every delivery in the digest.
+        """
+        return self.delivery_ids[:MAX_MESSAGE_IDS]
+
 
 def per_delivery_escalation_id(delivery_id: uuid.UUID, level: int) -> uuid.UUID:
     """The deterministic id of "level ``level`` sent for this delivery", unique per pair.
@@ -217,6 +244,20 @@ def highest_level_reached(due_at: datetime, now: datetime, policy: EscalationPol
         if due_at + step.offset <= now:
             reached = step.level
     return reached
+
+
+def next_level_cutoffs(now: datetime, policy: EscalationPolicy) -> dict[int, datetime]:
+    """Which deliveries can need a digest at ``now``: ``{highest_level_sent: latest due_at}``.
+
+    A delivery whose highest level sent is ``h`` (below the top) reaches its next level ``h + 1``
+    when ``due_at + offset(h + 1) <= now``, i.e. ``due_at <= now - offset(h + 1)``; one that has
+    not reached its next level has not reached any higher one either (offsets only grow). So
+    the deliveries with ``due_at <= cutoffs[h]`` for their ``h`` are exactly those
+    :func:`plan_scan` puts in a digest (before it drops receipted and acknowledged ones), and
+    the store can select only them, with one index range per level.
+    """
+    _require_aware("now", now)
+    return {level - 1: now - policy.step(level).offset for level in range(1, policy.top_level + 1)}
 
 
 def plan_scan(
@@ -280,7 +321,9 @@ def _digest(
     deliveries: Sequence[PendingDelivery],
     skipped: Sequence[SkippedLevel],
 ) -> Digest:
-    ids = tuple(sorted(d.delivery_id for d in deliveries))
+    # By the 128-bit integer: UUID order, compared in C rather than by UUID.__lt__ (a digest
+    # after an outage may hold a hundred thousand ids).
+    ids = tuple(sorted((d.delivery_id for d in deliveries), key=_uuid_int))
     return Digest(
         escalation_id=escalation_id_for(unit, level, ids),
         unit=unit,
@@ -292,6 +335,14 @@ def _digest(
         oldest_due_at=min(d.due_at for d in deliveries),
         skipped=tuple(sorted(skipped)),
     )
+
+
+_uuid_int = operator.attrgetter("int")
+
+
+@functools.lru_cache(maxsize=4096)
+def _is_unit(value: str) -> bool:
+    return is_hsa_id(value)
 
 
 def _require_aware(name: str, value: datetime) -> None:

@@ -4,12 +4,16 @@ Reads each topic from the beginning with a throw-away consumer (no group, nothin
 in this order, applying the same pure steps the consumers use:
 
 1. care-episode events → the router's episode records (`hub.deliveries.plan`, nothing published;
-   the current directory is used, so a directory changed since routing can give other records);
-2. deliveries → `deliveries` rows with their due time and the episodes' liability facts;
-3. receipts → `receipts`, marking deliveries receipted.
+   the current directory is used, so a directory changed since routing can give other records),
+   saved `BATCH` episodes a transaction;
+2. deliveries → `deliveries` rows with their due time and the episodes' liability facts, a
+   batch of `BATCH` records at a time (two transactions, as the tracker stores them);
+3. receipts → `receipts`, marking deliveries receipted, `BATCH` receipts a transaction
+   (`Store.record_receipts`: the same outcomes as one at a time, in order).
 
 Inserts are idempotent, so a rebuild over a partly filled store is safe. Records that do not
-decode are counted and skipped (they are already in the dead-letter topic from the first pass).
+decode are counted and skipped (they are already in the dead-letter topic from the first pass),
+and so are receipts for an unknown delivery or from a unit that was not the recipient.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from uuid import UUID
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
@@ -27,13 +32,15 @@ from hub.deliveries import EpisodeRecord, plan
 from hub.directory import Directory
 from hub.errors import HubError
 from hub.settings import Settings
-from hub.store.repository import NewDelivery, Store
+from hub.store.repository import NewDelivery, ReceiptOutcome, Store
 from hub.tracking import delivery_due_at, episode_fact
-from topics.codec import decode
-from topics.messages import Delivery, Envelope, Receipt
+from topics.codec import decode, decode_delivery
+from topics.messages import Envelope, Receipt
 from topics.topics import TopicName
 
 BATCH = 500
+#: Receipts the live tracker would dead-letter: counted as refused, not applied.
+_REFUSED_RECEIPTS = frozenset({ReceiptOutcome.UNKNOWN_DELIVERY, ReceiptOutcome.WRONG_RECIPIENT})
 Progress = Callable[[str, int, int], None]  # (topic, done, total)
 
 
@@ -111,58 +118,101 @@ async def rebuild(
 ) -> RebuildReport:
     """Replay the hub's topics into ``store`` (see the module docstring)."""
     report = RebuildReport()
+    await _replay_episodes(settings, store, directory, now, progress, report)
+    await _replay_deliveries(settings, store, calendar, progress, report)
+    await _replay_receipts(settings, store, progress, report)
+    return report
 
-    def count(kind: dict[str, int], name: TopicName) -> None:
-        topic = settings.topic(name)
-        kind[topic] = kind.get(topic, 0) + 1
 
+def _count(kind: dict[str, int], topic: str, n: int = 1) -> None:
+    kind[topic] = kind.get(topic, 0) + n
+
+
+async def _replay_episodes(
+    settings: Settings,
+    store: Store,
+    directory: Directory,
+    now: datetime,
+    progress: Progress | None,
+    report: RebuildReport,
+) -> None:
+    topic = settings.topic(TopicName.CARE_EPISODE_EVENTS)
     episodes: dict[str, EpisodeRecord] = {}
     async for body, headers in _records(settings, TopicName.CARE_EPISODE_EVENTS, progress):
-        count(report.read, TopicName.CARE_EPISODE_EVENTS)
+        _count(report.read, topic)
         try:
             envelope = decode(Envelope, body, headers)
             if envelope.episode_id is None:
                 continue
             result = plan(envelope, episodes.get(envelope.episode_id), directory)
         except HubError:
-            count(report.refused, TopicName.CARE_EPISODE_EVENTS)
+            _count(report.refused, topic)
             continue
         if result.record is not None:
             episodes[envelope.episode_id] = result.record
-            count(report.applied, TopicName.CARE_EPISODE_EVENTS)
-    for episode_id, record in episodes.items():
-        await store.save_episode_state(episode_id, record.to_json(), now)
+            _count(report.applied, topic)
+    states = sorted(episodes.items())
+    for start in range(0, len(states), BATCH):
+        chunk = states[start : start + BATCH]
+        await store.save_episode_states({e: record.to_json() for e, record in chunk}, now)
 
+
+async def _replay_deliveries(
+    settings: Settings,
+    store: Store,
+    calendar: CalendarPolicy,
+    progress: Progress | None,
+    report: RebuildReport,
+) -> None:
+    topic = settings.topic(TopicName.DELIVERIES)
     rows: list[NewDelivery] = []
-    deliveries = settings.topic(TopicName.DELIVERIES)
+    facts: list[tuple[str, UUID, str, datetime]] = []
+
+    async def flush() -> None:
+        _count(report.applied, topic, await store.add_deliveries(rows))
+        await store.add_episode_facts(facts)
+        rows.clear()
+        facts.clear()
+
     async for body, headers in _records(settings, TopicName.DELIVERIES, progress):
-        count(report.read, TopicName.DELIVERIES)
+        _count(report.read, topic)
         try:
-            delivery = decode(Delivery, body, headers)
+            delivery, envelope_json = decode_delivery(body, headers)
         except HubError:
-            count(report.refused, TopicName.DELIVERIES)
+            _count(report.refused, topic)
             continue
-        rows.append(NewDelivery.from_message(delivery, delivery_due_at(delivery, calendar)))
+        due_at = delivery_due_at(delivery, calendar)
+        rows.append(NewDelivery.from_message(delivery, due_at, envelope_json))
         fact = episode_fact(delivery)
         if fact is not None and delivery.message.episode_id is not None:
-            await store.add_episode_fact(
-                delivery.message.episode_id, delivery.message.message_id, fact.kind, fact.at
+            facts.append(
+                (delivery.message.episode_id, delivery.message.message_id, fact.kind, fact.at)
             )
         if len(rows) >= BATCH:
-            new = await store.add_deliveries(rows)
-            report.applied[deliveries] = report.applied.get(deliveries, 0) + new
-            rows = []
+            await flush()
     if rows:
-        new = await store.add_deliveries(rows)
-        report.applied[deliveries] = report.applied.get(deliveries, 0) + new
+        await flush()
+
+
+async def _replay_receipts(
+    settings: Settings, store: Store, progress: Progress | None, report: RebuildReport
+) -> None:
+    topic = settings.topic(TopicName.RECEIPTS)
+    receipts: list[Receipt] = []
+
+    async def flush() -> None:
+        for outcome in await store.record_receipts(receipts):
+            _count(report.refused if outcome in _REFUSED_RECEIPTS else report.applied, topic)
+        receipts.clear()
 
     async for body, headers in _records(settings, TopicName.RECEIPTS, progress):
-        count(report.read, TopicName.RECEIPTS)
+        _count(report.read, topic)
         try:
-            receipt = decode(Receipt, body, headers)
+            receipts.append(decode(Receipt, body, headers))
         except HubError:
-            count(report.refused, TopicName.RECEIPTS)
+            _count(report.refused, topic)
             continue
-        await store.record_receipt(receipt)
-        count(report.applied, TopicName.RECEIPTS)
-    return report
+        if len(receipts) >= BATCH:
+            await flush()
+    if receipts:
+        await flush()

@@ -3,13 +3,23 @@
 `Scanner.scan(now)` is one scan, with `now` as an argument:
 
 1. take the scan lease (`leases` table) so that with several hub replicas exactly one scans;
-2. read the open deliveries due by `now` (the partial index: cost follows open deliveries,
-   not history) and plan the digests with the pure ladder (`hub.escalation.plan_scan`);
+2. read only the open deliveries that reach their next level at `now`
+   (`hub.escalation.next_level_cutoffs`; one range of a small partial index per level sent:
+   a scan with nothing new to send reads no row, whatever the backlog or history) and plan
+   the digests with the pure ladder (`hub.escalation.plan_scan`);
 3. resolve each digest's recipients (`escalation_message`, pure): the unit's functional mailbox,
    the on-call person of its group at `now` (the regional fallback in a roster gap, which also
    raises an ops alert), or the unit manager;
-4. record each digest with its deliveries' level in one transaction (outbox row), then publish
-   every unpublished digest to the escalations topic and mark it published.
+4. record the digests with their deliveries' level (outbox rows), in transactions of up to
+   `RECORD_BATCH` deliveries, and publish each digest to the escalations topic as soon as its
+   transaction committed, while the next batch is being recorded; once all are acknowledged by
+   the broker, mark them published in one statement, then publish any digest an earlier,
+   interrupted scan left unpublished.
+
+The published message carries at most `hub.escalation.MAX_MESSAGE_IDS` delivery ids, so it stays
+far below Kafka's 1 MB record limit however large the backlog; its `count` and oldest instants
+are exact, its id is that of every delivery in the digest, and the store keeps every (delivery,
+level) row, which is what acknowledging a digest acts on.
 
 A crash anywhere repeats safely: a digest id is derived from (unit, level, deliveries), a level
 is recorded once per delivery, and the notifier drops a digest id it has already sent.
@@ -20,7 +30,9 @@ is recorded once per delivery, and the notifier drops a digest id it has already
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import quote
@@ -32,7 +44,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from hub.calendar import STOCKHOLM
 from hub.clock import Clock
 from hub.directory import Directory, DirectoryHistory
-from hub.escalation import Digest, EscalationPolicy, PendingDelivery, plan_scan
+from hub.escalation import Digest, EscalationPolicy, next_level_cutoffs, plan_scan
 from hub.logs import get_logger
 from hub.oncall import OnCallConfig, gaps_within, resolve_contact
 from hub.publishing import Outbox, Outgoing
@@ -43,7 +55,12 @@ from topics.topics import TopicName
 log = get_logger(__name__)
 
 LEASE_NAME = "escalation-scan"
-PAGE = 5000
+#: Outbox rows published per round by `Scanner.publish_pending`.
+PUBLISH_PAGE = 500
+#: Digests are recorded in transactions of up to this many deliveries (a larger digest is one
+#: transaction on its own). Fewer commits, since a commit writes (and on SQLite syncs) every page
+#: it touched; bounded, since the transaction holds SQLite's write lock while it runs.
+RECORD_BATCH = 20_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +100,7 @@ def escalation_message(
         level=digest.level,
         target=digest.target,
         recipients=tuple(recipients),
-        delivery_ids=digest.delivery_ids,
+        delivery_ids=digest.message_ids,
         count=digest.count,
         oldest_arrived_at=digest.oldest_arrived_at,
         oldest_due_at=digest.oldest_due_at,
@@ -95,7 +112,12 @@ def escalation_message(
 
 @dataclass(frozen=True, slots=True)
 class ScanResult:
-    """What one scan did."""
+    """What one scan did.
+
+    ``open_due``: open deliveries that reached their next level (those the scan read);
+    ``digests``: digests planned; ``published``: digests published, including any left over by
+    an earlier scan.
+    """
 
     leased: bool
     open_due: int = 0
@@ -117,6 +139,7 @@ class Scanner:
         base_url: str,
         holder: str | None = None,
         lease_ttl: timedelta = timedelta(minutes=2),
+        record_batch: int = RECORD_BATCH,
     ) -> None:
         self.store = store
         self.directory = directory
@@ -126,36 +149,56 @@ class Scanner:
         self.base_url = base_url
         self.holder = holder or f"scanner-{uuid.uuid4().hex[:8]}"
         self.lease_ttl = lease_ttl
+        self.record_batch = record_batch
 
     async def scan(self, now: datetime) -> ScanResult:
         """One scan at `now` (see the module docstring)."""
         if not await self.store.acquire_lease(LEASE_NAME, self.holder, now, self.lease_ttl):
             return ScanResult(leased=False)
-        pending: list[PendingDelivery] = []
-        after = None
-        while True:
-            page = await self.store.open_deliveries_due_before(
-                now, PAGE, after=after, below_level=self.policy.top_level
-            )
-            pending.extend(row.as_pending() for row in page)
-            if len(page) < PAGE:
-                break
-            after = (page[-1].due_at, page[-1].delivery_id)
+        pending = await self.store.deliveries_due_for_next_level(
+            next_level_cutoffs(now, self.policy)
+        )
         digests = plan_scan(pending, now, self.policy)
         directory = self.directory.current
         alerts: list[Outgoing] = []
-        for digest in digests:
-            addressed = escalation_message(digest, directory, self.oncall, now, self.base_url)
-            await self.store.record_escalation(
-                NewEscalation.from_digest(
-                    digest, scanned_at=now, payload_json=addressed.escalation.model_dump_json()
-                ),
-                digest.delivery_ids,
-                skipped=digest.skipped,
-            )
-            if addressed.used_fallback:
-                alerts.append(_fallback_alert(digest, now))
-        published = await self.publish_pending(now)
+        sends: list[asyncio.Task[uuid.UUID]] = []
+        try:
+            for batch in _batches(digests, self.record_batch):
+                messages = []
+                for digest in batch:
+                    addressed = escalation_message(
+                        digest, directory, self.oncall, now, self.base_url
+                    )
+                    messages.append(addressed.escalation)
+                    if addressed.used_fallback:
+                        alerts.append(_fallback_alert(digest, now))
+                recorded = await self.store.record_escalations(
+                    (
+                        NewEscalation.from_digest(
+                            digest, scanned_at=now, payload_json=message.model_dump_json()
+                        ),
+                        digest.delivery_ids,
+                        digest.skipped,
+                    )
+                    for digest, message in zip(batch, messages, strict=True)
+                )
+                # Committed: publish now, while the next batch is recorded. A digest recorded
+                # before (a repeated scan) is left to publish_pending below.
+                sends += [
+                    asyncio.create_task(self._publish(message))
+                    for message, result in zip(messages, recorded, strict=True)
+                    if result.new
+                ]
+        finally:
+            # Never leave a send behind: wait for every one, also when recording failed.
+            outcomes = await asyncio.gather(*sends, return_exceptions=True)
+        sent = [o for o in outcomes if isinstance(o, uuid.UUID)]
+        await self.store.mark_escalations_published(sent, now)
+        failures = [o for o in outcomes if isinstance(o, BaseException)]
+        if failures:
+            # The unsent digests stay in the outbox; the next scan publishes them.
+            raise failures[0]
+        published = len(sent) + await self.publish_pending(now)
         if alerts:
             await self.outbox.send_many(alerts)
         log.info(
@@ -166,16 +209,19 @@ class Scanner:
         )
         return ScanResult(True, len(pending), len(digests), published)
 
+    async def _publish(self, escalation: Escalation) -> uuid.UUID:
+        await self.outbox.send(TopicName.ESCALATIONS, escalation, escalation.unit)
+        return escalation.escalation_id
+
     async def publish_pending(self, now: datetime) -> int:
         """Publish every recorded but unpublished digest (the outbox), then mark it published."""
         count = 0
-        while rows := await self.store.unpublished_escalations(limit=500):
+        while rows := await self.store.unpublished_escalations(limit=PUBLISH_PAGE):
             escalations = [Escalation.model_validate_json(row.payload_json) for row in rows]
             await self.outbox.send_many(
                 Outgoing(TopicName.ESCALATIONS, e, e.unit) for e in escalations
             )
-            for row in rows:
-                await self.store.mark_escalation_published(row.escalation_id, now)
+            await self.store.mark_escalations_published([row.escalation_id for row in rows], now)
             count += len(rows)
         return count
 
@@ -207,6 +253,20 @@ class Scanner:
         ]
         await self.outbox.send_many(alerts)
         return len(alerts)
+
+
+def _batches(digests: Sequence[Digest], limit: int) -> Iterator[list[Digest]]:
+    """Consecutive digests, grouped while their deliveries add up to at most ``limit``."""
+    batch: list[Digest] = []
+    size = 0
+    for digest in digests:
+        if batch and size + digest.count > limit:
+            yield batch
+            batch, size = [], 0
+        batch.append(digest)
+        size += digest.count
+    if batch:
+        yield batch
 
 
 def _fallback_alert(digest: Digest, now: datetime) -> Outgoing:

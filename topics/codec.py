@@ -60,6 +60,7 @@ __all__ = [
     "SUPPORTED_SCHEMA_VERSIONS",
     "WireModel",
     "decode",
+    "decode_delivery",
     "decode_envelope",
     "delivery_encoder",
     "describe_validation_error",
@@ -127,6 +128,17 @@ def delivery_encoder(
         return body.encode("utf-8"), dict(headers)
 
     return encode_one
+
+
+def decode_delivery(body: bytes, headers: Mapping[str, str | bytes]) -> tuple[Delivery, str]:
+    """Decode a `Delivery` record, fully validated, and its envelope's canonical JSON.
+
+    The tracker stores the envelope JSON with the delivery; it is serialised once here. (A
+    faster path that skipped the envelope's Python validators for records in the router's exact
+    form was measured at about 6 % of the decode and left out: the tracker checks what it reads.)
+    """
+    delivery = decode(Delivery, body, headers)
+    return delivery, delivery.message.model_dump_json()
 
 
 def decode_envelope(body: bytes, headers: Mapping[str, str | bytes]) -> Envelope:

@@ -611,11 +611,13 @@ class Escalation(BaseModel):
     """A digest of one unit's overdue, unreceipted deliveries at one escalation level.
 
     It leaves the secure network (e-mail, SMS, webhooks), so it has no patient field at all:
-    only the unit, counts, ages and a link to sign in. ``delivery_ids`` are the deliveries that
-    reach ``level`` in this scan; ``count`` is the number of overdue deliveries the digest
-    reports, at least ``len(delivery_ids)``. ``escalation_id`` is
-    ``topics.ids.escalation_id_for(unit, level, delivery_ids)``. ``recipients`` must not be
-    empty: when nobody can be reached, raise an ops alert instead.
+    only the unit, counts, ages and a link to sign in. ``delivery_ids`` are deliveries that
+    reach ``level`` in this scan: all of them, or the first 1,000 of a larger digest, so the
+    record stays far below Kafka's size limit; ``count`` is the number of overdue deliveries the
+    digest reports, at least ``len(delivery_ids)``. ``escalation_id`` is
+    ``topics.ids.escalation_id_for(unit, level, <every delivery of the digest>)``; the hub's
+    store keeps them all. ``recipients`` must not be empty: when nobody can be reached, raise an
+    ops alert instead.
     """
 
     model_config = _INTERNAL

@@ -32,7 +32,7 @@ __all__ = ["HEAD", "MIGRATIONS_DIR", "alembic_config", "upgrade"]
 #: The folder holding ``env.py`` and ``versions/``, wherever the package is installed.
 MIGRATIONS_DIR: Final = Path(__file__).resolve().parent / "migrations"
 #: The newest revision; a test checks it is Alembic's head.
-HEAD: Final = "0001"
+HEAD: Final = "0002"
 # pg_advisory_xact_lock key: "hub.store.migrate" as a fixed 63-bit number.
 _PG_MIGRATION_LOCK: Final = 0x6875_622E_6D69_6772
 

@@ -13,8 +13,10 @@ Conventions:
   ``deliveries.episode_id`` and ``notifications.escalation_id`` have none: those rows are written
   by different consumers reading different topics, which may run in either order.
 * Partial indexes keep the hot queries proportional to the open work, not to history: the
-  escalation scan reads only unreceipted, unacknowledged deliveries (``ix_deliveries_open_due``),
-  the unit backlog only unreceipted ones (``ix_deliveries_unreceipted``).
+  escalation scan reads only the unreceipted, unacknowledged deliveries that reach their next
+  level (``ix_deliveries_open_level_{0,1,2}_due``), the ops views page the open ones by due time
+  (``ix_deliveries_open_due``), the unit backlog only unreceipted ones
+  (``ix_deliveries_unreceipted``).
 
 The Alembic migrations in ``hub/store/migrations`` must produce exactly this schema; a test
 compares them.
@@ -69,6 +71,10 @@ HSA_ID_LENGTH: Final = 64
 _EPISODE_ID_LENGTH: Final = 64
 _ERROR_LENGTH: Final = 500
 _SQLITE_TEXT_FORMAT_LENGTH: Final = len("2027-03-28T01:00:00.000000Z")
+_OPEN: Final = "receipted_at IS NULL AND acknowledged_at IS NULL"
+#: The scan's per-level indexes cover highest_level_sent 0 to 2: below the top of any ladder
+#: (``hub.escalation.MAX_LEVELS`` is 3), so every delivery that can still climb is in one.
+_MAX_LEVEL_SENT_INDEXED: Final = 2
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -202,6 +208,23 @@ class Delivery(Base):
             "due_at",
             sqlite_where=text("receipted_at IS NULL AND acknowledged_at IS NULL"),
             postgresql_where=text("receipted_at IS NULL AND acknowledged_at IS NULL"),
+        ),
+        # The escalation scan proper: one small partial index per level sent below the top,
+        # by due time. A scan asks, per level h, for highest_level_sent = h AND due_at <=
+        # now - offset(h + 1), with h written as a literal so both databases can prove the
+        # index applies. The index of a level then holds only the open deliveries waiting at
+        # it: a scan with nothing new reads (and PostgreSQL's planner expects) next to nothing.
+        # One composite index (highest_level_sent, due_at) would do for SQLite, but there
+        # PostgreSQL misjudges "highest_level_sent = 0" (true of all the history) and walks
+        # ix_deliveries_open_due instead, i.e. every open delivery.
+        *(
+            Index(
+                f"ix_deliveries_open_level_{level}_due",
+                "due_at",
+                sqlite_where=text(f"{_OPEN} AND highest_level_sent = {level}"),
+                postgresql_where=text(f"{_OPEN} AND highest_level_sent = {level}"),
+            )
+            for level in range(_MAX_LEVEL_SENT_INDEXED + 1)
         ),
         # The unit inbox pull: a unit's deliveries in arrival order, keyset-paged.
         Index("ix_deliveries_recipient_routed", "recipient", "routed_at", "delivery_id"),

@@ -23,7 +23,7 @@ from sqlalchemy import event, func, inspect, select, text, update
 from sqlalchemy.engine import Connection, Dialect, make_url
 
 from hub.errors import ConfigurationError
-from hub.escalation import EscalationPolicy, SkippedLevel, plan_scan
+from hub.escalation import EscalationPolicy, SkippedLevel, next_level_cutoffs, plan_scan
 from hub.store.engine import create_engine
 from hub.store.migrate import HEAD, alembic_config, upgrade
 from hub.store.models import (
@@ -519,6 +519,200 @@ async def test_scan_reads_the_partial_index_not_the_history(store: Store) -> Non
         plan = (await connection.exec_driver_sql(explain + statement, parameters)).all()
     plan_text = "\n".join(" ".join(str(part) for part in row) for row in plan)
     assert "ix_deliveries_open_due" in plan_text, plan_text
+
+
+async def test_scan_read_returns_only_deliveries_due_for_their_next_level(store: Store) -> None:
+    """At 12:30 with levels sent 0, 1 and 2: only those whose next level is reached come back
+    (due by now with nothing sent, an hour ago with the mailbox sent, a day ago with on-call
+    sent); a receipted, an acknowledged and a top-level delivery never do."""
+    now = T0 + timedelta(hours=4, minutes=30)
+    cases = {  # n: (due_at, level sent, expected)
+        1: (now, 0, True),
+        2: (now + timedelta(microseconds=1), 0, False),
+        3: (now - timedelta(minutes=60), 1, True),
+        4: (now - timedelta(minutes=59), 1, False),
+        5: (now - timedelta(hours=24), 2, True),
+        6: (now - timedelta(hours=23), 2, False),
+        7: (now - timedelta(days=9), 3, False),
+        8: (now - timedelta(days=9), 0, False),  # receipted
+        9: (now - timedelta(days=9), 0, False),  # acknowledged
+    }
+    rows = [
+        make_delivery(n, routed_at=due - timedelta(hours=1), due_at=due)
+        for n, (due, _, _) in cases.items()
+    ]
+    await store.add_deliveries(rows)
+    async with store.engine.begin() as connection:
+        for n, (_, level, _) in cases.items():
+            await connection.execute(
+                update(Delivery)
+                .where(Delivery.delivery_id == uuid.UUID(int=n))
+                .values(highest_level_sent=level)
+            )
+        await connection.execute(
+            update(Delivery)
+            .where(Delivery.delivery_id == uuid.UUID(int=9))
+            .values(acknowledged_at=now)
+        )
+    await store.record_receipt(make_receipt(rows[7], at=now))
+
+    found = await store.deliveries_due_for_next_level(next_level_cutoffs(now, EscalationPolicy()))
+
+    assert sorted(found, key=lambda p: p.delivery_id) == [
+        open_of(row, level=cases[n][1]).as_pending()
+        for n, row in zip(cases, rows, strict=True)
+        if cases[n][2]
+    ]
+    assert await store.deliveries_due_for_next_level({}) == []
+
+
+async def test_steady_scan_reads_no_row_through_the_level_index(store: Store) -> None:
+    """20,000 receipted rows and 300 open ones already at level 1: a scan half an hour later
+    finds nothing, each level's branch being a range search of that level's partial index."""
+    history = [make_delivery(n, routed_at=T0 - timedelta(days=30)) for n in range(1, 20_001)]
+    open_rows = [make_delivery(n) for n in range(30_001, 30_301)]
+    await store.add_deliveries([*history, *open_rows])
+    async with store.engine.begin() as connection:
+        await connection.execute(
+            update(Delivery)
+            .where(Delivery.delivery_id <= uuid.UUID(int=20_000))
+            .values(receipted_at=T0 - timedelta(days=29), receipt_id=uuid.UUID(int=1))
+        )
+    await store.record_escalation(make_escalation(1), [row.delivery_id for row in open_rows])
+    async with store.engine.connect() as connection:
+        await connection.execute(text("ANALYZE"))
+        await connection.commit()
+    now = open_rows[0].due_at + timedelta(minutes=30)
+    cutoffs = next_level_cutoffs(now, EscalationPolicy())
+
+    captured, stop = _capture_statements(store)
+    try:
+        found = await store.deliveries_due_for_next_level(cutoffs)
+    finally:
+        stop()
+    assert found == []
+    later = await store.deliveries_due_for_next_level(
+        next_level_cutoffs(now + timedelta(minutes=30), EscalationPolicy())
+    )
+    assert len(later) == 300  # the on-call level is reached an hour after due
+
+    [(statement, parameters)] = captured
+    dialect = store.engine.dialect.name
+    explain = "EXPLAIN QUERY PLAN " if dialect == "sqlite" else "EXPLAIN "
+    async with store.engine.connect() as connection:
+        plan = (await connection.exec_driver_sql(explain + statement, parameters)).all()
+    plan_text = "\n".join(" ".join(str(part) for part in row) for row in plan)
+    if dialect == "sqlite":
+        for level in (0, 1, 2):
+            index = f"ix_deliveries_open_level_{level}_due"
+            assert f"SEARCH deliveries USING INDEX {index} (due_at<?)" in plan_text, plan_text
+        assert "SCAN" not in plan_text, plan_text
+    else:
+        for level in (0, 1, 2):
+            assert f"Index Scan using ix_deliveries_open_level_{level}_due" in plan_text, plan_text
+        assert "ix_deliveries_open_due" not in plan_text, plan_text
+        assert "Seq Scan" not in plan_text, plan_text
+
+
+async def test_a_digest_of_many_deliveries_is_recorded_and_acknowledged_whole(
+    store: Store,
+) -> None:
+    """A level-2 digest of 12,000 deliveries, level 1 skipped for 4,000 of them: every
+    (delivery, level) row is stored, every level raised, and acknowledging covers all."""
+    rows = [make_delivery(n) for n in range(1, 12_001)]
+    await store.add_deliveries(rows)
+    ids = [row.delivery_id for row in rows]
+    skipped = [SkippedLevel(i, 1) for i in ids[:4_000]]
+
+    recorded = await store.record_escalation(make_escalation(1, level=2), ids, skipped=skipped)
+
+    assert recorded == EscalationRecorded(new=True, claimed=tuple(ids))
+    async with store.engine.connect() as connection:
+        per_level = (
+            await connection.execute(
+                select(EscalationDelivery.level, EscalationDelivery.skipped, func.count())
+                .group_by(EscalationDelivery.level, EscalationDelivery.skipped)
+                .order_by(EscalationDelivery.level)
+            )
+        ).all()
+        raised = await connection.scalar(
+            select(func.count()).select_from(Delivery).where(Delivery.highest_level_sent == 2)
+        )
+    assert [tuple(row) for row in per_level] == [(1, True, 4_000), (2, False, 12_000)]
+    assert raised == 12_000
+    again = await store.record_escalation(make_escalation(2, level=2), ids[:5])
+    assert again == EscalationRecorded(new=True, claimed=())
+    assert await store.acknowledge(make_escalation(1).escalation_id, T0 + timedelta(hours=9)) == (
+        12_000
+    )
+    assert await store.count_open() == 0
+
+
+async def test_several_digests_are_recorded_in_one_transaction(store: Store) -> None:
+    """record_escalations records each digest as record_escalation would, in order, with one
+    BEGIN for all of them; a digest recorded before stays as it was."""
+    rows = [make_delivery(n) for n in (1, 2, 3)]
+    await store.add_deliveries(rows)
+    await store.record_escalation(make_escalation(1), [rows[0].delivery_id])
+    begins: list[str] = []
+
+    def before(_conn: Connection, _cursor: Any, statement: str, *_: Any) -> None:
+        if statement.lstrip().upper().startswith("BEGIN"):
+            begins.append(statement)
+
+    sync_engine = store.engine.sync_engine
+    event.listen(sync_engine, "before_cursor_execute", before)
+    try:
+        recorded = await store.record_escalations(
+            [
+                (
+                    make_escalation(2, level=2),
+                    [rows[1].delivery_id],
+                    [SkippedLevel(rows[1].delivery_id, 1)],
+                ),
+                (make_escalation(1), [rows[0].delivery_id], []),
+                (make_escalation(3, unit=UNIT_B), [rows[2].delivery_id], []),
+            ]
+        )
+    finally:
+        event.remove(sync_engine, "before_cursor_execute", before)
+
+    assert recorded == [
+        EscalationRecorded(new=True, claimed=(rows[1].delivery_id,)),
+        EscalationRecorded(new=False, claimed=()),
+        EscalationRecorded(new=True, claimed=(rows[2].delivery_id,)),
+    ]
+    if store.engine.dialect.name == "sqlite":  # PostgreSQL's BEGIN is not a cursor statement
+        assert len(begins) == 1, begins
+    levels = [(await store.delivery(row.delivery_id)) for row in rows]
+    assert [d.highest_level_sent if d else None for d in levels] == [1, 2, 1]
+    assert await store.record_escalations([]) == []
+
+
+async def test_digests_are_marked_published_in_one_statement(store: Store) -> None:
+    """Three digests marked published by one UPDATE; marking again, or an unknown id, is 0."""
+    rows = [make_delivery(n) for n in (1, 2, 3)]
+    await store.add_deliveries(rows)
+    for n, row in enumerate(rows, start=1):
+        await store.record_escalation(make_escalation(n), [row.delivery_id])
+    ids = [make_escalation(n).escalation_id for n in (1, 2, 3)]
+    updates: list[str] = []
+
+    def before(_conn: Connection, _cursor: Any, statement: str, *_: Any) -> None:
+        if statement.lstrip().upper().startswith("UPDATE"):
+            updates.append(statement)
+
+    sync_engine = store.engine.sync_engine
+    event.listen(sync_engine, "before_cursor_execute", before)
+    try:
+        marked = await store.mark_escalations_published(ids, T0)
+    finally:
+        event.remove(sync_engine, "before_cursor_execute", before)
+
+    assert (marked, len(updates)) == (3, 1)
+    assert await store.unpublished_escalations() == []
+    assert await store.mark_escalations_published([*ids, uuid.UUID(int=99)], T0) == 0
+    assert await store.mark_escalations_published([], T0) == 0
 
 
 # --- leases ----------------------------------------------------------------------------------
