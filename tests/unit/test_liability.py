@@ -1142,8 +1142,11 @@ def test_bed_days_are_the_midnights_after_the_start(ready: datetime, stay: timed
         *(EpisodeEvent(kind, ready) for kind in (NOTICE, CARE_CONTACT, SIP)),
         EpisodeEvent(DISCHARGED, discharged),
     )
-    clock = assess(facts, LATER + timedelta(days=400), NORRBOTTEN_LIABILITY).clocks[0]
+    # "now" after the discharge: instants reach 2028-12-31 and a stay 40 days, past LATER + 400.
+    now = max(LATER + timedelta(days=400), discharged + timedelta(days=1))
+    clock = assess(facts, now, NORRBOTTEN_LIABILITY).clocks[0]
     start = clock.liability_start_utc
+    assert clock.ended_at_utc == discharged
     assert clock.liability_started is (discharged > start)
     expected = midnights_between(start, discharged) if discharged > start else 0
     assert clock.liability_bed_days == expected
