@@ -162,7 +162,7 @@ class Router:
                 out += self.guard.refuse(record, exc)
                 continue
             for d in result.deliveries:
-                body, headers = encode(d.envelope_json, d.delivery_id, d.recipient, d.kind, d.role)
+                body, headers = encode(d.envelope_json, d.delivery_key, d.recipient, d.kind, d.role)
                 out.append(Encoded(TopicName.DELIVERIES, body, headers, d.recipient))
             routed += len(result.deliveries)
             duplicates += result.duplicate

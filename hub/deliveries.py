@@ -17,7 +17,7 @@ from uuid import UUID
 from hub.directory import Directory
 from hub.routing import DeliveredMessage, EpisodeState, RoutingInput, Target, route
 from topics.catalogue import MessageType, UnitKind
-from topics.ids import delivery_id_for
+from topics.ids import delivery_id_text
 from topics.messages import (
     AdmissionNotice,
     Cancellation,
@@ -112,14 +112,22 @@ class EpisodeRecord:
 
 @dataclass(frozen=True, slots=True)
 class PlannedDelivery:
-    """One delivery to publish: the message (as canonical envelope JSON) to one unit."""
+    """One delivery to publish: the message (as canonical envelope JSON) to one unit.
 
-    delivery_id: UUID
+    ``delivery_key`` is the delivery id as text (what the router writes); ``delivery_id`` the
+    same as a `UUID`.
+    """
+
+    delivery_key: str
     message_id: UUID
     envelope_json: str
     recipient: str
     kind: UnitKind
     role: DeliveryRole
+
+    @property
+    def delivery_id(self) -> UUID:
+        return UUID(self.delivery_key)
 
     def to_model(self, routed_at: datetime, directory_version: int) -> Delivery:
         """The `Delivery` record this becomes (the router encodes it without the model)."""
@@ -145,7 +153,7 @@ class Plan:
 
 def _planned(message_id: UUID, envelope_json: str, target: Target) -> PlannedDelivery:
     return PlannedDelivery(
-        delivery_id=delivery_id_for(message_id, target.unit_hsa_id),
+        delivery_key=delivery_id_text(message_id, target.unit_hsa_id),
         message_id=message_id,
         envelope_json=envelope_json,
         recipient=target.unit_hsa_id,

@@ -106,7 +106,7 @@ _INSTANT_JSON: Final = TypeAdapter(UtcDatetime)
 
 def delivery_encoder(
     routed_at: datetime, directory_version: int
-) -> Callable[[str, UUID, str, UnitKind, DeliveryRole], tuple[bytes, dict[str, str]]]:
+) -> Callable[[str, UUID | str, str, UnitKind, DeliveryRole], tuple[bytes, dict[str, str]]]:
     """A fast encoder of `Delivery` records for one routing pass (the router's hot path).
 
     It splices the envelope's canonical JSON (``Envelope.model_dump_json()``) into the delivery
@@ -117,7 +117,11 @@ def delivery_encoder(
     headers = {SCHEMA_VERSION_HEADER: SCHEMA_VERSION, MESSAGE_TYPE_HEADER: RECORD_TYPES[Delivery]}
 
     def encode_one(
-        envelope_json: str, delivery_id: UUID, recipient: str, kind: UnitKind, role: DeliveryRole
+        envelope_json: str,
+        delivery_id: UUID | str,
+        recipient: str,
+        kind: UnitKind,
+        role: DeliveryRole,
     ) -> tuple[bytes, dict[str, str]]:
         body = (
             f'{{"delivery_id":"{delivery_id}","message":{envelope_json},'

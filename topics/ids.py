@@ -21,6 +21,7 @@ __all__ = [
     "DELIVERY_NAMESPACE",
     "ESCALATION_NAMESPACE",
     "delivery_id_for",
+    "delivery_id_text",
     "escalation_id_for",
 ]
 
@@ -44,9 +45,17 @@ def delivery_id_for(message_id: UUID, unit: str) -> UUID:
     The same message routed again (a redelivery, a replay, a second router) to the same unit
     always gets the same delivery id, whatever role the unit has in it.
     """
-    # uuid.uuid5(DELIVERY_NAMESPACE, f"{message_id}|{unit}"), computed as uuid5 does (SHA-1 of
-    # namespace and name, version and variant bits set) without its per-call overhead: the
-    # router derives one per recipient of every message. Pinned against uuid5 by the tests.
+    return UUID(delivery_id_text(message_id, unit))
+
+
+def delivery_id_text(message_id: UUID | str, unit: str) -> str:
+    """`delivery_id_for` in its canonical text form (``8-4-4-4-12`` lower-case hex).
+
+    ``uuid.uuid5(DELIVERY_NAMESPACE, f"{message_id}|{unit}")``, computed as uuid5 does (SHA-1 of
+    namespace and name, version and variant bits set) without building `UUID` objects: the
+    router derives one per recipient of every message and only ever writes its text. Pinned
+    against uuid5 by the tests.
+    """
     digest = bytearray(
         hashlib.sha1(  # noqa: S324 - uuid5 is defined on SHA-1; not a security use
             _DELIVERY_PREFIX + str(message_id).encode() + _unit_suffix(unit)
@@ -54,7 +63,8 @@ def delivery_id_for(message_id: UUID, unit: str) -> UUID:
     )
     digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
     digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
-    return UUID(bytes=bytes(digest))
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 _DELIVERY_PREFIX: Final = DELIVERY_NAMESPACE.bytes

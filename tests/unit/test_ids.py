@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from hub.errors import ValidationFailed
-from topics.ids import DELIVERY_NAMESPACE, delivery_id_for, escalation_id_for
+from topics.ids import DELIVERY_NAMESPACE, delivery_id_for, delivery_id_text, escalation_id_for
 
 MESSAGE_ID = UUID("00000000-0000-4000-8000-000000000001")
 HEALTH_CENTRE = "SE2321000230-SYN2"
@@ -95,3 +95,4 @@ def test_delivery_id_is_uuid5_of_message_and_unit(message_id: UUID, unit: str) -
     expected = uuid5(DELIVERY_NAMESPACE, f"{message_id}|{unit}")
     assert delivery_id_for(message_id, unit) == expected
     assert delivery_id_for(message_id, unit).version == 5
+    assert delivery_id_text(message_id, unit) == str(expected)  # the router writes this text
