@@ -35,8 +35,6 @@ from pathlib import Path
 from typing import IO
 
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 
 from hub.app import Hub, Part
 from hub.calendar import STOCKHOLM
@@ -47,7 +45,7 @@ from hub.publishing import Outgoing
 from hub.settings import KafkaSettings, Settings, SmtpSettings
 from hub.store.repository import Totals
 from tests.support.envelopes import make_envelope
-from tests.support.kafka import read_topic
+from tests.support.kafka import group_lag, read_topic
 from tests.support.notify import (
     REPO_ROOT,
     SmtpSink,
@@ -498,29 +496,6 @@ async def stop_worker(worker: asyncio.subprocess.Process) -> None:
         await asyncio.wait_for(worker.wait(), 10)
 
 
-async def lag(bootstrap: str, group: str, topic: str) -> dict[int, int]:
-    """Per partition with records: how far the group's committed offset is behind the end."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15_000)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, request_timeout_ms=15_000)
-    await admin.start()
-    await consumer.start()
-    try:
-        (described,) = await admin.describe_topics([topic])
-        partitions = [TopicPartition(topic, p["partition"]) for p in described["partitions"]]
-        ends = await consumer.end_offsets(partitions)
-        committed = await admin.list_consumer_group_offsets(group, partitions=partitions)
-    finally:
-        await consumer.stop()
-        await admin.close()
-    behind: dict[int, int] = {}
-    for partition, end in ends.items():
-        done = committed.get(partition)
-        offset = done.offset if done is not None and done.offset >= 0 else 0
-        if end > offset:
-            behind[partition.partition] = end - offset
-    return behind
-
-
 def pick_units(units: Sequence[Unit]) -> tuple[list[Unit], list[Unit]]:
     """30 units to escalate (every municipal unit and two health centres) and 20 other health
     centres whose deliveries are receipted."""
@@ -625,7 +600,7 @@ async def test_worker_sigkilled_mid_sending_sends_each_email_once_and_loses_noth
                     ("hub-tracker-receipts", TopicName.RECEIPTS),
                 ):
                     await eventually(
-                        partial(lag, bootstrap, settings.group(group), settings.topic(topic)),
+                        partial(group_lag, bootstrap, settings.group(group), settings.topic(topic)),
                         lambda behind: behind == {},
                         timeout_s=60,
                         interval_s=0.5,

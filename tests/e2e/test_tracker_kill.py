@@ -21,8 +21,6 @@ from pathlib import Path
 from typing import IO
 
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 from sqlalchemy import func, select
 
 from consumers.tracker import RECEIPTS_GROUP
@@ -33,7 +31,7 @@ from hub.publishing import Outgoing
 from hub.settings import KafkaSettings, Settings
 from hub.store.models import Receipt as ReceiptRow
 from tests.support.envelopes import make_envelope
-from tests.support.kafka import read_topic
+from tests.support.kafka import group_lag, read_topic
 from tests.support.wait import eventually
 from topics.catalogue import MessageType, UnitKind
 from topics.codec import decode
@@ -106,24 +104,7 @@ async def stop(worker: asyncio.subprocess.Process) -> None:
 
 async def behind(settings: Settings, group: str, topic: str) -> int:
     """How many records of ``topic`` the group has not committed."""
-    bootstrap = settings.kafka.bootstrap_servers
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15_000)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, request_timeout_ms=15_000)
-    await admin.start()
-    await consumer.start()
-    try:
-        (described,) = await admin.describe_topics([topic])
-        partitions = [TopicPartition(topic, p["partition"]) for p in described["partitions"]]
-        ends = await consumer.end_offsets(partitions)
-        committed = await admin.list_consumer_group_offsets(group, partitions=partitions)
-    finally:
-        await consumer.stop()
-        await admin.close()
-    total = 0
-    for partition, end in ends.items():
-        done = committed.get(partition)
-        total += end - (done.offset if done is not None and done.offset >= 0 else 0)
-    return total
+    return sum((await group_lag(settings.kafka.bootstrap_servers, group, topic)).values())
 
 
 @asynccontextmanager

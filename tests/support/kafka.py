@@ -6,7 +6,7 @@ import asyncio
 import time
 import uuid
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 
@@ -84,3 +84,26 @@ async def read_topic(
     finally:
         await consumer.stop()
     return records
+
+
+async def group_lag(bootstrap: str, group: str, topic: str) -> dict[int, int]:
+    """Per partition with records: how far the group's committed offset is behind the end."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15_000)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, request_timeout_ms=15_000)
+    await admin.start()
+    await consumer.start()
+    try:
+        (described,) = await admin.describe_topics([topic])
+        partitions = [TopicPartition(topic, p["partition"]) for p in described["partitions"]]
+        ends = await consumer.end_offsets(partitions)
+        committed = await admin.list_consumer_group_offsets(group, partitions=partitions)
+    finally:
+        await consumer.stop()
+        await admin.close()
+    behind: dict[int, int] = {}
+    for partition, end in ends.items():
+        done = committed.get(partition)
+        offset = done.offset if done is not None and done.offset >= 0 else 0
+        if end > offset:
+            behind[partition.partition] = end - offset
+    return behind
