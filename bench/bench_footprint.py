@@ -19,7 +19,6 @@ import logging
 import math
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 from bench.common import local_kafka, print_table
@@ -40,6 +39,7 @@ from deploy.kafka.launcher import KafkaCluster
 from hub.broker import build_broker
 from hub.directory import load_directory
 from hub.logs import configure_logging
+from hub.ops.receipts import receipt_for
 from hub.provision import ensure_topics
 from hub.publishing import Outbox, Outgoing
 from hub.settings import KafkaSettings, Settings, SmtpSettings
@@ -49,7 +49,7 @@ from hub.store.repository import Store, Totals
 from producers.sdk import HubClient
 from producers.simulator import SimEvent
 from topics.ids import delivery_id_for
-from topics.messages import Receipt, ReceiptChannel
+from topics.messages import ReceiptChannel
 from topics.topics import TopicName
 
 PARTS = ("router", "tracker", "notifier", "scanner")
@@ -70,13 +70,8 @@ async def play(events: list[SimEvent], rate: float, client: HubClient, outbox: O
             await client.publish(event.envelope)
         elif event.unit is not None:
             delivery_id = delivery_id_for(event.message_id, event.unit)
-            receipt = Receipt(
-                receipt_id=uuid.uuid5(delivery_id, "kvittens"),
-                delivery_id=delivery_id,
-                unit=event.unit,
-                receipted_at=event.at,
-                receipted_by=event.unit,
-                channel=ReceiptChannel.KAFKA,
+            receipt = receipt_for(
+                delivery_id, event.unit, ReceiptChannel.KAFKA, event.unit, event.at
             )
             await outbox.send_many([Outgoing(TopicName.RECEIPTS, receipt, event.unit)])
     return len(events)

@@ -55,6 +55,7 @@ from hub.broker import PRODUCER_OPTIONS
 from hub.calendar import CalendarPolicy
 from hub.directory import Directory, load_directory
 from hub.logs import configure_logging
+from hub.ops.receipts import receipt_for
 from hub.provision import ensure_topics
 from hub.rebuild import Progress, rebuild
 from hub.settings import KafkaSettings, Settings
@@ -63,7 +64,7 @@ from hub.store.migrate import upgrade
 from hub.store.repository import Store
 from topics.codec import delivery_encoder, encode
 from topics.ids import delivery_id_for
-from topics.messages import Receipt, ReceiptChannel
+from topics.messages import ReceiptChannel
 from topics.topics import TopicName
 
 REPLAYED = (TopicName.CARE_EPISODE_EVENTS, TopicName.DELIVERIES, TopicName.RECEIPTS)
@@ -95,14 +96,7 @@ def topic_records(directory: Directory, messages: int, seed: int) -> dict[TopicN
         delivery_id = delivery_id_for(event.message_id, event.unit)
         if delivery_id not in planned:
             continue
-        receipt = Receipt(
-            receipt_id=uuid.uuid5(delivery_id, "kvittens"),
-            delivery_id=delivery_id,
-            unit=event.unit,
-            receipted_at=event.at,
-            receipted_by=event.unit,
-            channel=ReceiptChannel.KAFKA,
-        )
+        receipt = receipt_for(delivery_id, event.unit, ReceiptChannel.KAFKA, event.unit, event.at)
         body, headers = encode(receipt)
         out[TopicName.RECEIPTS].append((event.unit.encode(), body, _headers(headers)))
     return out

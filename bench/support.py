@@ -16,7 +16,6 @@ import asyncio
 import math
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -30,6 +29,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from bench.common import environment
+from deploy.kafka.launcher import free_port, wait_port
 from hub.calendar import STOCKHOLM
 from hub.deliveries import EpisodeRecord, PlannedDelivery, plan
 from hub.directory import Directory
@@ -106,29 +106,6 @@ async def settle(done: Callable[[], bool], timeout_s: float, interval_s: float =
         if time.monotonic() > deadline:
             return False
         await asyncio.sleep(interval_s)
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def wait_port(port: int, timeout_s: float = 15.0) -> None:
-    """Block until something listens on 127.0.0.1:``port``."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    msg = f"nothing listens on 127.0.0.1:{port} after {timeout_s:.0f} s"
-    raise TimeoutError(msg)
-
-
-# --- processes --------------------------------------------------------------------------------
 
 
 def proc_status_kib(pid: int, field: str) -> int | None:

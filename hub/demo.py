@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -31,13 +30,14 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from deploy.kafka.launcher import KafkaCluster, ensure_jars, free_port_pairs
+from deploy.kafka.launcher import KafkaCluster, ensure_jars, free_port, free_port_pairs, wait_port
 from hub.app import Hub
 from hub.calendar import STOCKHOLM, holiday_name
 from hub.clock import AcceleratedClock
 from hub.directory import Directory
 from hub.logs import configure_logging
 from hub.notify.smtp_sink import read_messages
+from hub.ops.receipts import receipt_for
 from hub.ops.settings import OpsSettings
 from hub.publishing import Outgoing
 from hub.settings import KafkaSettings, Settings, SmtpSettings
@@ -47,7 +47,7 @@ from producers.sdk import HubClient
 from producers.simulator import christmas_backlog, simulate
 from producers.simulator.runner import run as run_simulation
 from topics.ids import delivery_id_for
-from topics.messages import Envelope, Receipt, ReceiptChannel
+from topics.messages import Envelope, ReceiptChannel
 from topics.topics import TopicName
 
 console = Console(highlight=False, width=120)
@@ -83,17 +83,6 @@ def _start_smtp_sink(port: int, outdir: Path) -> subprocess.Popen[bytes]:
         stdout=log,
         stderr=subprocess.STDOUT,
     )
-
-
-def _wait_port(port: int, timeout_s: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    msg = f"the SMTP sink did not listen on 127.0.0.1:{port}"
-    raise RuntimeError(msg)
 
 
 class Narrator:
@@ -137,7 +126,7 @@ class Narrator:
 
 
 async def _demo(bootstrap: str, smtp_port: int) -> None:
-    ops_port = free_port_pairs(1)[0][0]
+    ops_port = free_port()
     settings = Settings(
         kafka=KafkaSettings(bootstrap_servers=bootstrap, topic_prefix="demo."),
         smtp=SmtpSettings(port=smtp_port),
@@ -171,14 +160,7 @@ async def _demo(bootstrap: str, smtp_port: int) -> None:
 
         async def receipt(message_id: uuid.UUID, unit: str, at: datetime) -> None:
             delivery_id = delivery_id_for(message_id, unit)
-            record = Receipt(
-                receipt_id=uuid.uuid5(delivery_id, "kvittens"),
-                delivery_id=delivery_id,
-                unit=unit,
-                receipted_at=at,
-                receipted_by=unit,
-                channel=ReceiptChannel.KAFKA,
-            )
+            record = receipt_for(delivery_id, unit, ReceiptChannel.KAFKA, unit, at)
             await hub.outbox.send_many([Outgoing(TopicName.RECEIPTS, record, unit)])
 
         runner = asyncio.create_task(hub.run(stop, scan_interval_s=1.0))
@@ -261,10 +243,10 @@ def main() -> None:
         cluster = KafkaCluster(run_dir=RUN_DIR / "kafka", nodes_count=1, ports=free_port_pairs(1))
         cluster.start()
     console.print(f"Kafka redo på {cluster.bootstrap} efter {time.monotonic() - t0:.1f} s")
-    smtp_port = free_port_pairs(1)[0][0]
+    smtp_port = free_port()
     sink = _start_smtp_sink(smtp_port, RUN_DIR / "mail")
     try:
-        _wait_port(smtp_port)
+        wait_port(smtp_port, what="the SMTP sink")
         console.print(f"SMTP-sänka (aiosmtpd) på 127.0.0.1:{smtp_port}")
         asyncio.run(_demo(cluster.bootstrap, smtp_port))
     finally:

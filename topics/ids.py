@@ -16,17 +16,23 @@ from uuid import UUID
 
 from hub.errors import ValidationFailed
 from topics.identifiers import is_hsa_id
+from topics.messages import ReceiptChannel
 
 __all__ = [
     "DELIVERY_NAMESPACE",
     "ESCALATION_NAMESPACE",
+    "RECEIPT_NAMESPACE",
     "delivery_id_for",
     "delivery_id_text",
     "escalation_id_for",
+    "receipt_id_for",
 ]
 
 #: uuid5 namespace of delivery ids (one delivery = one message to one recipient unit).
 DELIVERY_NAMESPACE: Final = UUID("6f1d3c3e-9a53-4d7e-8f0c-2b7f1c3a5e01")
+#: uuid5 namespace of receipt ids made by the hub's recipient side. Fixed for ever: changing it
+#: would make a repeated act look like a new receipt.
+RECEIPT_NAMESPACE: Final = UUID("2d6b1f8e-5c3a-4e9d-a0b7-8f4c6e2d1a03")
 #: uuid5 namespace of escalation digest ids.
 ESCALATION_NAMESPACE: Final = UUID("0c8e5b7a-41d2-4f6b-9e3a-7d5c2a1b9f02")
 
@@ -93,3 +99,8 @@ def escalation_id_for(unit: str, level: int, delivery_ids: Iterable[UUID]) -> UU
         msg = "delivery_ids: must not be empty"
         raise ValidationFailed(msg)
     return uuid.uuid5(ESCALATION_NAMESPACE, "|".join([unit, str(level), *unique]))
+
+
+def receipt_id_for(delivery_id: UUID, channel: ReceiptChannel) -> UUID:
+    """The receipt id of ``delivery_id`` receipted over ``channel`` (the same every time)."""
+    return uuid.uuid5(RECEIPT_NAMESPACE, f"{delivery_id}|{ReceiptChannel(channel).value}")

@@ -133,6 +133,22 @@ def free_port_pairs(count: int) -> list[tuple[int, int]]:
     return [(ports[2 * i], ports[2 * i + 1]) for i in range(count)]
 
 
+def free_port() -> int:
+    """A TCP port on loopback that was free a moment ago."""
+    return free_port_pairs(1)[0][0]
+
+
+def wait_port(port: int, timeout_s: float = 15.0, *, what: str = "a server") -> None:
+    """Block until something listens on loopback ``port``; ``what`` names it in the error."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if _port_in_use(port):
+            return
+        time.sleep(0.05)
+    msg = f"{what} did not listen on {HOST}:{port} within {timeout_s:.0f} s"
+    raise TimeoutError(msg)
+
+
 def _port_in_use(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.settimeout(0.2)

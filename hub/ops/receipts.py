@@ -14,20 +14,11 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Final
 
+from topics.ids import RECEIPT_NAMESPACE, receipt_id_for
 from topics.messages import Receipt, ReceiptChannel
 
 __all__ = ["RECEIPT_NAMESPACE", "receipt_for", "receipt_id_for"]
-
-#: uuid5 namespace of receipt ids made by the hub's recipient side. Fixed for ever: changing it
-#: would make a repeated act look like a new receipt.
-RECEIPT_NAMESPACE: Final = uuid.UUID("2d6b1f8e-5c3a-4e9d-a0b7-8f4c6e2d1a03")
-
-
-def receipt_id_for(delivery_id: uuid.UUID, channel: ReceiptChannel) -> uuid.UUID:
-    """The receipt id of ``delivery_id`` receipted over ``channel`` (the same every time)."""
-    return uuid.uuid5(RECEIPT_NAMESPACE, f"{delivery_id}|{ReceiptChannel(channel).value}")
 
 
 def receipt_for(

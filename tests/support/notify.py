@@ -7,7 +7,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import uuid
@@ -20,6 +19,7 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
+from deploy.kafka.launcher import free_port
 from hub.calendar import NORRBOTTEN_READING_ROUNDS, due_at
 from hub.directory import Unit
 from hub.notify.smtp_sink import read_messages
@@ -132,13 +132,6 @@ def realistic_digest(
 
 
 # --- the SMTP sink as a real process -----------------------------------------------------------
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def port_open(port: int) -> bool:

@@ -16,13 +16,14 @@ import contextlib
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
+
+from deploy.kafka.launcher import free_port
 
 __all__ = ["MISSING_SERVER", "PostgresServer", "PostgresUnavailable", "find_bin_dir", "free_port"]
 
@@ -46,14 +47,6 @@ def find_bin_dir() -> Path | None:
         key=lambda p: int(p.parent.parent.name) if p.parent.parent.name.isdigit() else 0,
     )
     return candidates[-1].parent if candidates else None
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass
